@@ -1,0 +1,68 @@
+# ngx_dashstream: entry points.
+#   make          build the dynamic module (prints the .so path)
+#   make test     every test: unit, integration (real Kafka + nginx), monitoring
+#   make demo     the main job on an embedded Kafka endpoint (BROKERS=host:port for a real one)
+#   make bench    benchmarks (prints figures, writes docs/performance.md)
+# Each target installs what a fresh Debian 12 machine lacks and is safe to run twice.
+
+SHELL    := /bin/bash
+BUILD    ?= build
+NGX_SRC  ?= /usr/share/nginx/src
+MODULE   := $(BUILD)/nginx/objs/ngx_http_dashstream_module.so
+PYTHON   := /usr/bin/python3
+
+# Pure C: no nginx types, unit-tested and fuzzed on their own.
+PURE_SRCS := $(wildcard $(addprefix src/ngx_http_dashstream_, \
+                 ring.c wsframe.c json.c dashflow.c decode.c expo.c seq.c \
+                 sha256.c base64.c))
+GEN_DIR   := $(BUILD)/gen
+GEN_C     := $(GEN_DIR)/dashstream.pb-c.c
+GEN_PY    := $(GEN_DIR)/dashstream_pb2.py
+
+UNIT_CFLAGS := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
+               -Wno-unused-parameter -Werror -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -Isrc -I$(GEN_DIR) -It/unit
+UNIT_LIBS   := -lprotobuf-c -lzstd -lcrypto -lpthread
+UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
+
+.PHONY: all module deps-build deps-test unit integration test demo bench \
+        fuzz clean
+
+all: module
+
+deps-build:
+	@tools/install-deps.sh build
+
+deps-test:
+	@tools/install-deps.sh test
+
+module: deps-build
+	@tools/build-module.sh "$(NGX_SRC)" "$(BUILD)"
+
+$(GEN_C): proto/dashstream.proto
+	@mkdir -p $(GEN_DIR)
+	protoc-c --c_out=$(GEN_DIR) -Iproto proto/dashstream.proto
+
+$(GEN_PY): proto/dashstream.proto
+	@mkdir -p $(GEN_DIR)
+	protoc --python_out=$(GEN_DIR) -Iproto proto/dashstream.proto
+
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(GEN_C) $(wildcard src/*.h) t/unit/unit.h
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(GEN_C) $(UNIT_LIBS)
+
+unit: deps-build $(GEN_C)
+	@$(MAKE) --no-print-directory $(UNIT_TESTS)
+	@t/unit/run.sh $(UNIT_TESTS)
+
+integration: deps-test module $(GEN_PY)
+	@cd t && DASHSTREAM_MODULE=$(abspath $(MODULE)) \
+	    DASHSTREAM_GEN=$(abspath $(GEN_DIR)) \
+	    $(PYTHON) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+
+test: deps-test
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+clean:
+	rm -rf $(BUILD)
