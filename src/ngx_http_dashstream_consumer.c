@@ -1,0 +1,897 @@
+/*
+ * Copyright (C) ngx_dashstream authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "ngx_http_dashstream_module.h"
+#include "ngx_http_dashstream_kafka.h"
+#include "ngx_http_dashstream_decode.h"
+
+
+/*
+ * The consumer thread runs in worker 0.  It touches librdkafka, the ring,
+ * the zone's atomics and its own memory only; everything it wants logged
+ * goes through the mailbox below, which worker 0 drains when woken.
+ */
+
+
+#define NGX_HTTP_DASHSTREAM_BATCH         256
+#define NGX_HTTP_DASHSTREAM_POLL_MS       100
+#define NGX_HTTP_DASHSTREAM_LOG_SLOTS     64
+#define NGX_HTTP_DASHSTREAM_LOG_LEN       400
+#define NGX_HTTP_DASHSTREAM_LEASE_STALE   30000
+#define NGX_HTTP_DASHSTREAM_JOIN_MS       15000
+
+
+typedef struct {
+    ngx_uint_t                          level;
+    size_t                              len;
+    u_char                              text[NGX_HTTP_DASHSTREAM_LOG_LEN];
+} ngx_http_dashstream_log_entry_t;
+
+
+typedef struct {
+    ngx_http_dashstream_log_entry_t     entry[NGX_HTTP_DASHSTREAM_LOG_SLOTS];
+    ngx_atomic_t                        head;       /* written by threads */
+    ngx_atomic_t                        tail;       /* read by the worker */
+    ngx_atomic_t                        lock;
+    ngx_atomic_t                        lost;
+} ngx_http_dashstream_mailbox_t;
+
+
+struct ngx_http_dashstream_consumer_s {
+    pthread_t                           tid;
+    ngx_atomic_t                        stop;
+    ngx_atomic_t                        running;
+
+    /* a snapshot of the configuration, as C strings */
+    char                               *brokers;
+    char                               *topic;
+    char                               *group_id;
+    ngx_uint_t                          mode;
+    size_t                              max_message_size;
+    ngx_http_dashstream_kafka_params_t  kp;
+
+    ngx_http_dashstream_shctx_t        *sh;
+    ngx_http_dashstream_ring_t         *ring;
+    int                                *wake_fds;
+    ngx_uint_t                          nwake;
+    ngx_pid_t                           pid;
+
+    rd_kafka_t                         *rk;
+    ngx_http_dashstream_decoder_t      *decoder;
+
+    /* offsets to store after a batch: next offset + 1, 0 if clean */
+    int64_t                            *store;
+    int32_t                             store_max;
+
+    uint64_t                            last_error_log;
+    ngx_uint_t                          wrote;
+};
+
+
+static void *ngx_http_dashstream_consumer_thread(void *data);
+static ngx_int_t ngx_http_dashstream_consumer_lease(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_release(
+    ngx_http_dashstream_consumer_t *c);
+static ngx_int_t ngx_http_dashstream_consumer_connect(
+    ngx_http_dashstream_consumer_t *c);
+static ngx_int_t ngx_http_dashstream_consumer_assign_all(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_loop(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_message(
+    ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m);
+static void ngx_http_dashstream_consumer_error(
+    ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m);
+static void ngx_http_dashstream_consumer_store(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_close(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_wake(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_rebalance(rd_kafka_t *rk,
+    rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+    void *opaque);
+static void ngx_http_dashstream_kafka_log(const rd_kafka_t *rk, int level,
+    const char *fac, const char *buf);
+static void ngx_http_dashstream_kafka_error(rd_kafka_t *rk, int err,
+    const char *reason, void *opaque);
+static void ngx_http_dashstream_thread_log(ngx_uint_t level,
+    const char *fmt, ...);
+static uint64_t ngx_http_dashstream_monotonic_ms(void);
+static char *ngx_http_dashstream_cstr(ngx_str_t *s);
+
+
+static ngx_http_dashstream_consumer_t  *ngx_http_dashstream_consumer;
+static ngx_http_dashstream_mailbox_t    ngx_http_dashstream_mailbox;
+
+
+ngx_int_t
+ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
+    ngx_http_dashstream_main_conf_t *dmcf)
+{
+    int                              rc;
+    sigset_t                         all, old;
+    ngx_http_dashstream_consumer_t  *c;
+    ngx_http_dashstream_decode_limits_t  lim;
+
+    c = ngx_calloc(sizeof(ngx_http_dashstream_consumer_t), cycle->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->brokers = ngx_http_dashstream_cstr(&dmcf->brokers);
+    c->topic = ngx_http_dashstream_cstr(&dmcf->topic);
+    c->group_id = ngx_http_dashstream_cstr(&dmcf->group_id);
+    c->store = ngx_calloc(NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+                          * sizeof(int64_t), cycle->log);
+
+    lim.max_payload = dmcf->max_message_size;
+    lim.max_decompressed = dmcf->max_message_size;
+    c->decoder = ngx_http_dashstream_decoder_create(&lim);
+
+    if (c->brokers == NULL || c->topic == NULL || c->group_id == NULL
+        || c->store == NULL || c->decoder == NULL)
+    {
+        ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
+                      "dashstream: no memory for the consumer");
+        return NGX_ERROR;
+    }
+
+    c->mode = dmcf->mode;
+    c->max_message_size = dmcf->max_message_size;
+    c->sh = ngx_http_dashstream_shctx(cycle);
+    c->ring = c->sh->ring;
+    c->wake_fds = dmcf->wake_fds;
+    c->nwake = dmcf->nwake;
+    c->pid = ngx_pid;
+
+    c->kp.tmpl = dmcf->kafka_conf;
+    c->kp.group_id = dmcf->mode == NGX_HTTP_DASHSTREAM_MODE_GROUP
+                     ? c->group_id : NULL;
+    c->kp.offset_reset = dmcf->offset_reset == NGX_HTTP_DASHSTREAM_RESET_LATEST
+                         ? "latest" : "earliest";
+    c->kp.session_timeout_ms = (unsigned) dmcf->session_timeout;
+    c->kp.opaque = c;
+    c->kp.log_cb = ngx_http_dashstream_kafka_log;
+    c->kp.error_cb = ngx_http_dashstream_kafka_error;
+    c->kp.rebalance_cb = ngx_http_dashstream_rebalance;
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "dashstream: consumer starting: brokers=%V topic=%V "
+                  "group=%V mode=%s security=plaintext sasl=none",
+                  &dmcf->brokers, &dmcf->topic,
+                  c->kp.group_id ? &dmcf->group_id : &dmcf->topic,
+                  dmcf->mode == NGX_HTTP_DASHSTREAM_MODE_GROUP
+                  ? "group" : "broadcast");
+
+    /* nginx's signal handlers must run in the worker's own thread */
+
+    (void) sigfillset(&all);
+    (void) pthread_sigmask(SIG_BLOCK, &all, &old);
+
+    c->running = 1;
+    rc = pthread_create(&c->tid, NULL, ngx_http_dashstream_consumer_thread, c);
+
+    (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (rc != 0) {
+        c->running = 0;
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, rc,
+                      "dashstream: pthread_create() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_http_dashstream_consumer = c;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_dashstream_consumer_stop(ngx_cycle_t *cycle)
+{
+    if (ngx_http_dashstream_consumer == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
+                  "dashstream: stopping the consumer");
+
+    ngx_http_dashstream_consumer->stop = 1;
+}
+
+
+void
+ngx_http_dashstream_consumer_join(ngx_cycle_t *cycle)
+{
+    int                              rc;
+    struct timespec                  ts;
+    ngx_http_dashstream_consumer_t  *c;
+
+    c = ngx_http_dashstream_consumer;
+
+    if (c == NULL) {
+        return;
+    }
+
+    c->stop = 1;
+
+    /*
+     * Leaving the group and committing is bounded by librdkafka's own
+     * timeouts; a thread stuck beyond that ends with the process, and the
+     * next worker 0 takes the lease over from the dead pid.
+     */
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += NGX_HTTP_DASHSTREAM_JOIN_MS / 1000;
+
+    rc = pthread_timedjoin_np(c->tid, NULL, &ts);
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, cycle->log, rc,
+                      "dashstream: the consumer thread did not stop "
+                      "within %d ms", NGX_HTTP_DASHSTREAM_JOIN_MS);
+    }
+
+    ngx_http_dashstream_consumer_drain_log(cycle->log);
+
+    ngx_http_dashstream_consumer = NULL;
+}
+
+
+void
+ngx_http_dashstream_consumer_drain_log(ngx_log_t *log)
+{
+    ngx_atomic_uint_t                 tail, lost;
+    ngx_http_dashstream_mailbox_t    *mb;
+    ngx_http_dashstream_log_entry_t  *e;
+
+    mb = &ngx_http_dashstream_mailbox;
+
+    for ( ;; ) {
+        tail = mb->tail;
+
+        if (tail == __atomic_load_n(&mb->head, __ATOMIC_ACQUIRE)) {
+            break;
+        }
+
+        e = &mb->entry[tail % NGX_HTTP_DASHSTREAM_LOG_SLOTS];
+
+        ngx_log_error(e->level, log, 0, "dashstream: %*s", e->len, e->text);
+
+        __atomic_store_n(&mb->tail, tail + 1, __ATOMIC_RELEASE);
+    }
+
+    lost = __atomic_exchange_n(&mb->lost, 0, __ATOMIC_ACQ_REL);
+
+    if (lost) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dashstream: %uA consumer log lines were dropped",
+                      lost);
+    }
+}
+
+
+static void *
+ngx_http_dashstream_consumer_thread(void *data)
+{
+    ngx_http_dashstream_consumer_t  *c = data;
+
+    if (ngx_http_dashstream_consumer_lease(c) == NGX_OK) {
+
+        (void) ngx_atomic_fetch_add(&c->sh->counters.consumer_starts, 1);
+
+        while (!c->stop) {
+            if (ngx_http_dashstream_consumer_connect(c) == NGX_OK) {
+                ngx_http_dashstream_consumer_loop(c);
+                ngx_http_dashstream_consumer_close(c);
+                break;
+            }
+
+            /* rd_kafka_new() or the first assignment failed: retry */
+            usleep(1000 * 1000);
+        }
+
+        ngx_http_dashstream_consumer_release(c);
+    }
+
+    ngx_http_dashstream_decoder_destroy(c->decoder);
+    c->decoder = NULL;
+
+    __atomic_store_n(&c->running, 0, __ATOMIC_RELEASE);
+    ngx_http_dashstream_consumer_wake(c);
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_consumer_lease(ngx_http_dashstream_consumer_t *c)
+{
+    uint64_t                      beat, waited, now;
+    ngx_atomic_uint_t             owner;
+    ngx_http_dashstream_shctx_t  *sh;
+
+    sh = c->sh;
+    waited = 0;
+
+    /*
+     * The ring has exactly one writer.  A new worker 0 (after a reload or
+     * a respawn) waits for the previous consumer to hand the lease back,
+     * or takes it over when its process is gone.
+     */
+
+    while (!c->stop) {
+        owner = sh->writer_pid;
+
+        if (owner == 0
+            && ngx_atomic_cmp_set(&sh->writer_pid, 0, (ngx_atomic_uint_t) c->pid))
+        {
+            break;
+        }
+
+        if (owner != 0 && kill((pid_t) owner, 0) == -1 && errno == ESRCH
+            && ngx_atomic_cmp_set(&sh->writer_pid, owner,
+                                  (ngx_atomic_uint_t) c->pid))
+        {
+            ngx_http_dashstream_thread_log(NGX_LOG_WARN,
+                "the previous consumer (pid %lu) is gone; taking the ring "
+                "over", (unsigned long) owner);
+            break;
+        }
+
+        now = ngx_http_dashstream_monotonic_ms();
+        beat = sh->writer_beat;
+
+        if (owner != 0 && now > beat + NGX_HTTP_DASHSTREAM_LEASE_STALE
+            && ngx_atomic_cmp_set(&sh->writer_pid, owner,
+                                  (ngx_atomic_uint_t) c->pid))
+        {
+            ngx_http_dashstream_thread_log(NGX_LOG_WARN,
+                "the consumer of pid %lu has not written for %ums; "
+                "taking the ring over", (unsigned long) owner,
+                (unsigned) (now - beat));
+            break;
+        }
+
+        if (waited % 5000 == 0 && owner != 0) {
+            ngx_http_dashstream_thread_log(NGX_LOG_INFO,
+                "waiting for the consumer of pid %lu to hand the ring over",
+                (unsigned long) owner);
+        }
+
+        usleep(50 * 1000);
+        waited += 50;
+    }
+
+    if (c->stop) {
+        return NGX_DECLINED;
+    }
+
+    sh->writer_beat = ngx_http_dashstream_monotonic_ms();
+    (void) ngx_atomic_fetch_add(&sh->writer_generation, 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_dashstream_consumer_release(ngx_http_dashstream_consumer_t *c)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
+        c->sh->part[i].assigned = 0;
+    }
+
+    (void) ngx_atomic_cmp_set(&c->sh->writer_pid, (ngx_atomic_uint_t) c->pid,
+                              0);
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_consumer_connect(ngx_http_dashstream_consumer_t *c)
+{
+    char                              err[512];
+    rd_kafka_resp_err_t               rc;
+    rd_kafka_topic_partition_list_t  *topics;
+
+    c->rk = ngx_http_dashstream_kafka_client(NGX_HTTP_DASHSTREAM_CLIENT_CONSUMER,
+                                             &c->kp, err, sizeof(err));
+    if (c->rk == NULL) {
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "cannot create the Kafka consumer for brokers %s: %s",
+            c->brokers, err);
+        return NGX_ERROR;
+    }
+
+    (void) rd_kafka_poll_set_consumer(c->rk);
+
+    if (c->mode == NGX_HTTP_DASHSTREAM_MODE_BROADCAST) {
+        return ngx_http_dashstream_consumer_assign_all(c);
+    }
+
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
+
+    rc = rd_kafka_subscribe(c->rk, topics);
+
+    rd_kafka_topic_partition_list_destroy(topics);
+
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "cannot subscribe to topic \"%s\" on brokers %s: %s",
+            c->topic, c->brokers, rd_kafka_err2str(rc));
+        rd_kafka_destroy(c->rk);
+        c->rk = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_consumer_assign_all(ngx_http_dashstream_consumer_t *c)
+{
+    int                               i, n;
+    int64_t                           last;
+    rd_kafka_resp_err_t               rc;
+    rd_kafka_topic_t                 *rkt;
+    const rd_kafka_metadata_t        *md;
+    rd_kafka_topic_partition_list_t  *parts;
+
+    rkt = rd_kafka_topic_new(c->rk, c->topic, NULL);
+
+    rc = rd_kafka_metadata(c->rk, 0, rkt, &md, 5000);
+
+    rd_kafka_topic_destroy(rkt);
+
+    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1
+        && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+        rc = md->topics[0].err;
+        rd_kafka_metadata_destroy(md);
+    }
+
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "cannot read the partitions of topic \"%s\" on brokers %s: %s",
+            c->topic, c->brokers, rd_kafka_err2str(rc));
+        rd_kafka_destroy(c->rk);
+        c->rk = NULL;
+        return NGX_ERROR;
+    }
+
+    n = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
+    parts = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+
+    for (i = 0; i < n && i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
+        last = (int64_t) c->sh->part[i].position;
+
+        /* broadcast has no group: carry on after what the ring holds */
+        rd_kafka_topic_partition_list_add(parts, c->topic, i)->offset =
+            last > 0 ? last
+                     : (c->kp.offset_reset[0] == 'l' ? RD_KAFKA_OFFSET_END
+                                                     : RD_KAFKA_OFFSET_BEGINNING);
+        c->sh->part[i].assigned = 1;
+    }
+
+    rd_kafka_metadata_destroy(md);
+
+    c->sh->partitions = n;
+
+    rc = rd_kafka_assign(c->rk, parts);
+
+    rd_kafka_topic_partition_list_destroy(parts);
+
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "cannot assign the partitions of topic \"%s\": %s",
+            c->topic, rd_kafka_err2str(rc));
+        rd_kafka_destroy(c->rk);
+        c->rk = NULL;
+        return NGX_ERROR;
+    }
+
+    ngx_http_dashstream_thread_log(NGX_LOG_INFO,
+        "broadcast: reading all %d partitions of topic \"%s\"", n, c->topic);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_dashstream_consumer_loop(ngx_http_dashstream_consumer_t *c)
+{
+    ssize_t              n, i;
+    rd_kafka_queue_t    *queue;
+    rd_kafka_message_t  *batch[NGX_HTTP_DASHSTREAM_BATCH];
+
+    queue = rd_kafka_queue_get_consumer(c->rk);
+
+    while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+
+        n = rd_kafka_consume_batch_queue(queue, NGX_HTTP_DASHSTREAM_POLL_MS,
+                                         batch, NGX_HTTP_DASHSTREAM_BATCH);
+
+        c->wrote = 0;
+
+        for (i = 0; i < n; i++) {
+            ngx_http_dashstream_consumer_message(c, batch[i]);
+            rd_kafka_message_destroy(batch[i]);
+        }
+
+        ngx_http_dashstream_consumer_store(c);
+
+        if (c->wrote) {
+            ngx_http_dashstream_consumer_wake(c);
+        }
+
+        c->sh->writer_beat = ngx_http_dashstream_monotonic_ms();
+    }
+
+    rd_kafka_queue_destroy(queue);
+}
+
+
+static void
+ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
+    rd_kafka_message_t *m)
+{
+    int                              rc;
+    char                             err[256];
+    int64_t                          ts, seq;
+    rd_kafka_timestamp_type_t        tstype;
+    ngx_http_dashstream_part_t      *part;
+    ngx_http_dashstream_decoded_t    d;
+    ngx_http_dashstream_rec_meta_t   meta;
+
+    if (m->err) {
+        ngx_http_dashstream_consumer_error(c, m);
+        return;
+    }
+
+    c->sh->counters.broker_up = 1;
+
+    if (m->partition < 0 || m->partition >= NGX_HTTP_DASHSTREAM_MAX_PARTITIONS) {
+        (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "partition %d of topic \"%s\" is beyond the %d partitions "
+            "the module supports; message at offset %lld skipped",
+            (int) m->partition, c->topic, NGX_HTTP_DASHSTREAM_MAX_PARTITIONS,
+            (long long) m->offset);
+        return;
+    }
+
+    part = &c->sh->part[m->partition];
+
+    if (m->partition >= c->store_max) {
+        c->store_max = m->partition + 1;
+    }
+
+    c->store[m->partition] = m->offset + 2;
+
+    /*
+     * Already handled (in the ring, or dead-lettered): read again after a
+     * restart, a reload or a rebalance.  Skipping it here is what keeps a
+     * (partition, offset) from entering the ring twice.
+     */
+
+    if ((int64_t) part->position > m->offset) {
+        (void) ngx_atomic_fetch_add(&c->sh->counters.duplicates_skipped, 1);
+        return;
+    }
+
+    part->position = m->offset + 1;
+
+    rc = ngx_http_dashstream_decode(c->decoder, m->payload, m->len, &d,
+                                    err, sizeof(err));
+
+    if (rc != 0) {
+        (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+        ngx_http_dashstream_thread_log(NGX_LOG_WARN,
+            "undecodable message at %s/%d/%lld (%s): %s", c->topic,
+            (int) m->partition, (long long) m->offset,
+            ngx_http_dashstream_decode_error_name(rc), err);
+        return;
+    }
+
+    ts = rd_kafka_message_timestamp(m, &tstype);
+
+    ngx_memzero(&meta, sizeof(meta));
+
+    meta.offset = m->offset;
+    meta.prev_offset = (int64_t) part->last_written - 1;
+    meta.kafka_ts_ms = ts;
+    meta.producer_ts_us = d.timestamp_us;
+    meta.dash_sequence = d.sequence;
+    meta.partition = m->partition;
+    meta.payload_len = (uint32_t) m->len;
+    meta.msg_type = (uint8_t) d.msg_type;
+    meta.thread_id_len = (uint8_t) ngx_min(d.thread_id_len, 255);
+    meta.tenant_id_len = (uint8_t) ngx_min(d.tenant_id_len, 255);
+
+    seq = ngx_http_dashstream_ring_append(c->ring, &meta,
+                                          (const u_char *) d.thread_id,
+                                          (const u_char *) d.tenant_id,
+                                          m->payload);
+    if (seq < 0) {
+        (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "message at %s/%d/%lld of %uz bytes does not fit the ring",
+            c->topic, (int) m->partition, (long long) m->offset, m->len);
+        return;
+    }
+
+    part->last_written = m->offset + 1;
+    (void) ngx_atomic_fetch_add(&part->messages, 1);
+    (void) ngx_atomic_fetch_add(&c->sh->counters.messages_ok, 1);
+    (void) ngx_atomic_fetch_add(&c->sh->counters.bytes_consumed, m->len);
+
+    c->wrote++;
+}
+
+
+static void
+ngx_http_dashstream_consumer_error(ngx_http_dashstream_consumer_t *c,
+    rd_kafka_message_t *m)
+{
+    uint64_t  now;
+
+    (void) ngx_atomic_fetch_add(&c->sh->counters.kafka_errors, 1);
+
+    now = ngx_http_dashstream_monotonic_ms();
+
+    /* the same error comes back every poll: say it at most once a second */
+
+    if (now - c->last_error_log < 1000) {
+        return;
+    }
+
+    c->last_error_log = now;
+
+    ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+        "Kafka error on topic \"%s\" (brokers %s): %s",
+        m->rkt ? rd_kafka_topic_name(m->rkt) : c->topic, c->brokers,
+        rd_kafka_message_errstr(m));
+}
+
+
+static void
+ngx_http_dashstream_consumer_store(ngx_http_dashstream_consumer_t *c)
+{
+    int32_t                           i;
+    rd_kafka_topic_partition_list_t  *list;
+
+    if (c->kp.group_id == NULL || c->store_max == 0) {
+        c->store_max = 0;
+        return;
+    }
+
+    list = rd_kafka_topic_partition_list_new(c->store_max);
+
+    for (i = 0; i < c->store_max; i++) {
+        if (c->store[i]) {
+            rd_kafka_topic_partition_list_add(list, c->topic, i)->offset =
+                c->store[i] - 1;
+            c->store[i] = 0;
+        }
+    }
+
+    /* a partition revoked meanwhile refuses the store; that is fine */
+    (void) rd_kafka_offsets_store(c->rk, list);
+
+    rd_kafka_topic_partition_list_destroy(list);
+
+    c->store_max = 0;
+}
+
+
+static void
+ngx_http_dashstream_consumer_close(ngx_http_dashstream_consumer_t *c)
+{
+    rd_kafka_resp_err_t  rc;
+
+    if (c->kp.group_id) {
+        rc = rd_kafka_commit(c->rk, NULL, 0);
+
+        if (rc != RD_KAFKA_RESP_ERR_NO_ERROR
+            && rc != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        {
+            ngx_http_dashstream_thread_log(NGX_LOG_WARN,
+                "committing offsets on stop failed: %s",
+                rd_kafka_err2str(rc));
+        }
+    }
+
+    rc = rd_kafka_consumer_close(c->rk);
+
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ngx_http_dashstream_thread_log(NGX_LOG_WARN,
+            "closing the consumer: %s", rd_kafka_err2str(rc));
+    }
+
+    rd_kafka_destroy(c->rk);
+    c->rk = NULL;
+
+    ngx_http_dashstream_thread_log(NGX_LOG_INFO, "consumer stopped");
+}
+
+
+static void
+ngx_http_dashstream_consumer_wake(ngx_http_dashstream_consumer_t *c)
+{
+    uint64_t    one;
+    ngx_uint_t  i;
+
+    one = 1;
+
+    for (i = 0; i < c->nwake; i++) {
+        /* EAGAIN means the counter is already set: the worker will look */
+        (void) write(c->wake_fds[i], &one, sizeof(one));
+    }
+}
+
+
+static void
+ngx_http_dashstream_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ngx_http_dashstream_consumer_t *c = opaque;
+
+    int          i, coop;
+    ngx_uint_t   assigned;
+    const char  *what;
+
+    coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    assigned = (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
+    what = assigned ? "assigned" : "revoked";
+
+    for (i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition >= 0
+            && parts->elems[i].partition < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS)
+        {
+            c->sh->part[parts->elems[i].partition].assigned = assigned;
+        }
+    }
+
+    if (coop) {
+        if (assigned) {
+            (void) rd_kafka_incremental_assign(rk, parts);
+
+        } else {
+            (void) rd_kafka_incremental_unassign(rk, parts);
+        }
+
+    } else {
+        (void) rd_kafka_assign(rk, assigned ? parts : NULL);
+    }
+
+    (void) ngx_atomic_fetch_add(&c->sh->counters.rebalances, 1);
+
+    ngx_http_dashstream_thread_log(NGX_LOG_INFO,
+        "rebalance (%s): %d partitions of \"%s\" %s",
+        coop ? "cooperative" : "eager", parts->cnt, c->topic, what);
+}
+
+
+static void
+ngx_http_dashstream_kafka_log(const rd_kafka_t *rk, int level,
+    const char *fac, const char *buf)
+{
+    ngx_uint_t  lvl;
+
+    lvl = level <= 3 ? NGX_LOG_ERR
+          : level == 4 ? NGX_LOG_WARN
+          : level == 5 ? NGX_LOG_NOTICE
+          : level == 6 ? NGX_LOG_INFO : NGX_LOG_DEBUG;
+
+    ngx_http_dashstream_thread_log(lvl, "librdkafka %s: %s", fac, buf);
+}
+
+
+static void
+ngx_http_dashstream_kafka_error(rd_kafka_t *rk, int err, const char *reason,
+    void *opaque)
+{
+    ngx_http_dashstream_consumer_t *c = opaque;
+
+    (void) ngx_atomic_fetch_add(&c->sh->counters.kafka_errors, 1);
+
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        c->sh->counters.broker_up = 0;
+    }
+
+    ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+        "Kafka client error (brokers %s, topic \"%s\"): %s: %s",
+        c->brokers, c->topic, rd_kafka_err2name(err), reason);
+}
+
+
+/*
+ * Any thread may log: librdkafka calls back from its own threads.  Writers
+ * take a spin lock for the copy; worker 0 reads without one.
+ */
+
+static void
+ngx_http_dashstream_thread_log(ngx_uint_t level, const char *fmt, ...)
+{
+    int                               n;
+    va_list                           args;
+    uint64_t                          one;
+    ngx_atomic_uint_t                 head;
+    ngx_http_dashstream_mailbox_t    *mb;
+    ngx_http_dashstream_log_entry_t  *e;
+
+    mb = &ngx_http_dashstream_mailbox;
+    one = 1;
+
+    while (!ngx_atomic_cmp_set(&mb->lock, 0, 1)) {
+        ngx_cpu_pause();
+    }
+
+    head = mb->head;
+
+    if (head - __atomic_load_n(&mb->tail, __ATOMIC_ACQUIRE)
+        >= NGX_HTTP_DASHSTREAM_LOG_SLOTS)
+    {
+        (void) ngx_atomic_fetch_add(&mb->lost, 1);
+        __atomic_store_n(&mb->lock, 0, __ATOMIC_RELEASE);
+        return;
+    }
+
+    e = &mb->entry[head % NGX_HTTP_DASHSTREAM_LOG_SLOTS];
+
+    va_start(args, fmt);
+    n = vsnprintf((char *) e->text, sizeof(e->text), fmt, args);
+    va_end(args);
+
+    e->len = n < 0 ? 0 : ngx_min((size_t) n, sizeof(e->text) - 1);
+    e->level = level;
+
+    __atomic_store_n(&mb->head, head + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&mb->lock, 0, __ATOMIC_RELEASE);
+
+    if (ngx_http_dashstream_consumer) {
+        (void) write(ngx_http_dashstream_consumer->wake_fds[0], &one,
+                     sizeof(one));
+    }
+}
+
+
+static uint64_t
+ngx_http_dashstream_monotonic_ms(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static char *
+ngx_http_dashstream_cstr(ngx_str_t *s)
+{
+    char  *p;
+
+    p = ngx_alloc(s->len + 1, ngx_cycle->log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}

@@ -1,0 +1,767 @@
+/*
+ * Copyright (C) ngx_dashstream authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <sys/eventfd.h>
+
+#include "ngx_http_dashstream_module.h"
+
+
+static ngx_int_t ngx_http_dashstream_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_dashstream_init_process(ngx_cycle_t *cycle);
+static void ngx_http_dashstream_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_dashstream_close_wake_fds(void *data);
+
+static void *ngx_http_dashstream_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_dashstream_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_dashstream_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void ngx_http_dashstream_destroy_kafka_conf(void *data);
+
+static char *ngx_http_dashstream_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_dashstream_set_handler(ngx_conf_t *cf,
+    ngx_http_dashstream_loc_conf_t *dlcf, ngx_uint_t handler);
+
+
+static ngx_conf_enum_t  ngx_http_dashstream_modes[] = {
+    { ngx_string("group"), NGX_HTTP_DASHSTREAM_MODE_GROUP },
+    { ngx_string("broadcast"), NGX_HTTP_DASHSTREAM_MODE_BROADCAST },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_dashstream_offset_resets[] = {
+    { ngx_string("latest"), NGX_HTTP_DASHSTREAM_RESET_LATEST },
+    { ngx_string("earliest"), NGX_HTTP_DASHSTREAM_RESET_EARLIEST },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_dashstream_slow_policies[] = {
+    { ngx_string("drop"), NGX_HTTP_DASHSTREAM_SLOW_DROP },
+    { ngx_string("close"), NGX_HTTP_DASHSTREAM_SLOW_CLOSE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_dashstream_partitions_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+};
+
+
+static ngx_command_t  ngx_http_dashstream_commands[] = {
+
+    { ngx_string("dashstream_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_dashstream_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dashstream_brokers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_brokers,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, brokers),
+      NULL },
+
+    { ngx_string("dashstream_topic"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_topic,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, topic),
+      NULL },
+
+    { ngx_string("dashstream_group_id"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_topic,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, group_id),
+      NULL },
+
+    { ngx_string("dashstream_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, mode),
+      &ngx_http_dashstream_modes },
+
+    { ngx_string("dashstream_offset_reset"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, offset_reset),
+      &ngx_http_dashstream_offset_resets },
+
+    { ngx_string("dashstream_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, max_message_size),
+      NULL },
+
+    { ngx_string("dashstream_session_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, session_timeout),
+      NULL },
+
+    { ngx_string("dashstream_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_dashstream_websocket,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dashstream_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_dashstream_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_DASHSTREAM_HANDLER_METRICS,
+      NULL },
+
+    { ngx_string("dashstream_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_dashstream_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_DASHSTREAM_HANDLER_STATUS,
+      NULL },
+
+    { ngx_string("dashstream_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, ping_interval),
+      NULL },
+
+    { ngx_string("dashstream_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, idle_timeout),
+      NULL },
+
+    { ngx_string("dashstream_resume_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, resume_wait),
+      NULL },
+
+    { ngx_string("dashstream_client_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, max_client_message),
+      NULL },
+
+    { ngx_string("dashstream_send_budget"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, send_budget),
+      NULL },
+
+    { ngx_string("dashstream_slow_subscriber"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, slow_policy),
+      &ngx_http_dashstream_slow_policies },
+
+    { ngx_string("dashstream_resume_max_partitions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, resume_max_partitions),
+      &ngx_http_dashstream_partitions_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_dashstream_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_dashstream_create_main_conf,  /* create main configuration */
+    ngx_http_dashstream_init_main_conf,    /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_dashstream_create_loc_conf,   /* create location configuration */
+    ngx_http_dashstream_merge_loc_conf     /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_dashstream_module = {
+    NGX_MODULE_V1,
+    &ngx_http_dashstream_module_ctx,       /* module context */
+    ngx_http_dashstream_commands,          /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_dashstream_init_module,       /* init module */
+    ngx_http_dashstream_init_process,      /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_dashstream_exit_process,      /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_dashstream_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                        i;
+    ngx_core_conf_t                  *ccf;
+    ngx_pool_cleanup_t               *cln;
+    ngx_http_dashstream_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_dashstream_module);
+    if (dmcf == NULL || dmcf->used_file == NULL) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    /*
+     * The eventfds are made here, in the master, so that every worker of
+     * this cycle inherits all of them: the consumer thread in worker 0
+     * wakes each worker through its own descriptor.
+     */
+
+    dmcf->nwake = ccf->master ? (ngx_uint_t) ccf->worker_processes : 1;
+
+    dmcf->wake_fds = ngx_pcalloc(cycle->pool, dmcf->nwake * sizeof(int));
+    if (dmcf->wake_fds == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < dmcf->nwake; i++) {
+        dmcf->wake_fds[i] = -1;
+    }
+
+    cln->handler = ngx_http_dashstream_close_wake_fds;
+    cln->data = dmcf;
+
+    for (i = 0; i < dmcf->nwake; i++) {
+        dmcf->wake_fds[i] = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+
+        if (dmcf->wake_fds[i] == -1) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "dashstream: eventfd() failed");
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_dashstream_close_wake_fds(void *data)
+{
+    ngx_http_dashstream_main_conf_t  *dmcf = data;
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < dmcf->nwake; i++) {
+        if (dmcf->wake_fds[i] != -1) {
+            (void) close(dmcf->wake_fds[i]);
+            dmcf->wake_fds[i] = -1;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_dashstream_main_conf_t  *dmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_dashstream_module);
+    if (dmcf == NULL || dmcf->used_file == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_dashstream_fanout_init(cycle, dmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    /*
+     * A consumer that cannot start is logged and counted; the worker keeps
+     * serving what the ring holds rather than taking nginx down with it.
+     */
+
+    (void) ngx_http_dashstream_consumer_start(cycle, dmcf);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_dashstream_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_dashstream_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_dashstream_module);
+    if (dmcf == NULL || dmcf->used_file == NULL) {
+        return;
+    }
+
+    ngx_http_dashstream_consumer_stop(cycle);
+    ngx_http_dashstream_consumer_join(cycle);
+    ngx_http_dashstream_fanout_exit(cycle);
+}
+
+
+static void *
+ngx_http_dashstream_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_dashstream_main_conf_t  *dmcf;
+
+    dmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_dashstream_main_conf_t));
+    if (dmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dmcf->brokers = { 0, NULL };
+     *     dmcf->topic = { 0, NULL };
+     *     dmcf->group_id = { 0, NULL };
+     *     dmcf->shm_zone = NULL;
+     *     dmcf->kafka_conf = NULL;
+     *     dmcf->used_file = NULL;
+     *     dmcf->wake_fds = NULL;
+     */
+
+    dmcf->mode = NGX_CONF_UNSET_UINT;
+    dmcf->offset_reset = NGX_CONF_UNSET_UINT;
+    dmcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    dmcf->session_timeout = NGX_CONF_UNSET_MSEC;
+
+    return dmcf;
+}
+
+
+static char *
+ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    size_t               zone_size;
+    ngx_pool_cleanup_t  *cln;
+
+    if (dmcf->topic.data == NULL) {
+        ngx_str_set(&dmcf->topic, NGX_HTTP_DASHSTREAM_DEFAULT_TOPIC);
+    }
+
+    if (dmcf->group_id.data == NULL) {
+        ngx_str_set(&dmcf->group_id, NGX_HTTP_DASHSTREAM_DEFAULT_GROUP);
+    }
+
+    ngx_conf_init_uint_value(dmcf->mode, NGX_HTTP_DASHSTREAM_MODE_GROUP);
+    ngx_conf_init_uint_value(dmcf->offset_reset,
+                             NGX_HTTP_DASHSTREAM_RESET_LATEST);
+    ngx_conf_init_size_value(dmcf->max_message_size, 1024 * 1024);
+    ngx_conf_init_msec_value(dmcf->session_timeout, 6000);
+
+    if (dmcf->used_file == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (dmcf->brokers.data == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dashstream_brokers\" must be set: a dashstream "
+                      "location is configured in %s:%ui",
+                      dmcf->used_file, dmcf->used_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dashstream_zone\" must be set: a dashstream "
+                      "location is configured in %s:%ui",
+                      dmcf->used_file, dmcf->used_line);
+        return NGX_CONF_ERROR;
+    }
+
+    zone_size = dmcf->shm_zone->shm.size;
+
+    if (dmcf->max_message_size > zone_size / 8) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dashstream_max_message_size\" %uz is too large "
+                      "for dashstream_zone \"%V\" of %uz bytes: one message "
+                      "may use at most 1/8 of the zone",
+                      dmcf->max_message_size, &dmcf->shm_zone->shm.name,
+                      zone_size);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->kafka_conf = ngx_http_dashstream_kafka_conf(cf, dmcf);
+    if (dmcf->kafka_conf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_dashstream_destroy_kafka_conf;
+    cln->data = dmcf->kafka_conf;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_dashstream_destroy_kafka_conf(void *data)
+{
+    rd_kafka_conf_destroy(data);
+}
+
+
+static void *
+ngx_http_dashstream_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_dashstream_loc_conf_t  *dlcf;
+
+    dlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_dashstream_loc_conf_t));
+    if (dlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dlcf->handler = NGX_HTTP_DASHSTREAM_HANDLER_NONE;
+     *     dlcf->protocol = NGX_HTTP_DASHSTREAM_PROTO_DASHFLOW;
+     */
+
+    dlcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    dlcf->idle_timeout = NGX_CONF_UNSET_MSEC;
+    dlcf->resume_wait = NGX_CONF_UNSET_MSEC;
+    dlcf->max_client_message = NGX_CONF_UNSET_SIZE;
+    dlcf->send_budget = NGX_CONF_UNSET_SIZE;
+    dlcf->slow_policy = NGX_CONF_UNSET_UINT;
+    dlcf->resume_max_partitions = NGX_CONF_UNSET_UINT;
+
+    return dlcf;
+}
+
+
+static char *
+ngx_http_dashstream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_dashstream_loc_conf_t *prev = parent;
+    ngx_http_dashstream_loc_conf_t *conf = child;
+
+    ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
+                              20000);
+    ngx_conf_merge_msec_value(conf->idle_timeout, prev->idle_timeout, 60000);
+    ngx_conf_merge_msec_value(conf->resume_wait, prev->resume_wait, 500);
+    ngx_conf_merge_size_value(conf->max_client_message,
+                              prev->max_client_message, 16384);
+    ngx_conf_merge_size_value(conf->send_budget, prev->send_budget,
+                              4 * 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->slow_policy, prev->slow_policy,
+                              NGX_HTTP_DASHSTREAM_SLOW_DROP);
+    ngx_conf_merge_uint_value(conf->resume_max_partitions,
+                              prev->resume_max_partitions, 256);
+
+    if (conf->max_client_message < 125) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dashstream_client_max_message\" must be at "
+                           "least 125 bytes");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    ssize_t                          size;
+    ngx_int_t                        n;
+    ngx_str_t                       *value;
+    ngx_http_dashstream_zone_ctx_t  *ctx;
+
+    if (dmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (1024 * 1024)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least 1m is needed",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_dashstream_zone_ctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* one slot per 512 bytes of zone unless told otherwise */
+    ctx->records = (ngx_uint_t) size / 512;
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strncmp(value[3].data, "records=", 8) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[3]);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_atoi(value[3].data + 8, value[3].len - 8);
+
+        if (n < 64 || n > 64 * 1024 * 1024) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid records count \"%V\": "
+                               "must be 64 to 67108864", &value[3]);
+            return NGX_CONF_ERROR;
+        }
+
+        ctx->records = (ngx_uint_t) n;
+    }
+
+    dmcf->shm_zone = ngx_shared_memory_add(cf, &value[1], size,
+                                           &ngx_http_dashstream_module);
+    if (dmcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->shm_zone->init = ngx_http_dashstream_init_zone;
+    dmcf->shm_zone->data = ctx;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t   *value;
+    u_char      *p, *last, *colon;
+    ngx_int_t    port;
+
+    value = cf->args->elts;
+
+    /* "host:port[,host:port...]": a typo here would only show at runtime */
+
+    p = value[1].data;
+    last = p + value[1].len;
+
+    while (p < last) {
+        colon = NULL;
+
+        while (p < last && *p != ',') {
+            if (*p == ':') {
+                colon = p;
+            }
+
+            p++;
+        }
+
+        port = colon ? ngx_atoi(colon + 1, p - colon - 1) : NGX_ERROR;
+
+        if (port < 1 || port > 65535 || colon == value[1].data
+            || (colon > value[1].data && colon[-1] == ','))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid brokers \"%V\": expected "
+                               "host:port[,host:port...]", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        p++;
+    }
+
+    return ngx_http_dashstream_topic(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value;
+    ngx_uint_t  i;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 249) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": must be 1 to 249 "
+                           "characters", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] <= ' ' || value[1].data[i] >= 0x7f) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\": control, space or "
+                               "non-ASCII character", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dashstream_loc_conf_t *dlcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strcmp(value[1].data, "dashflow") == 0) {
+            dlcf->protocol = NGX_HTTP_DASHSTREAM_PROTO_DASHFLOW;
+
+        } else if (ngx_strcmp(value[1].data, "raw") == 0) {
+            dlcf->protocol = NGX_HTTP_DASHSTREAM_PROTO_RAW;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid protocol \"%V\": "
+                               "must be \"dashflow\" or \"raw\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_dashstream_set_handler(cf, dlcf,
+                                        NGX_HTTP_DASHSTREAM_HANDLER_WEBSOCKET)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    if (ngx_http_dashstream_set_handler(cf, conf, cmd->offset) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_set_handler(ngx_conf_t *cf,
+    ngx_http_dashstream_loc_conf_t *dlcf, ngx_uint_t handler)
+{
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_dashstream_main_conf_t  *dmcf;
+
+    if (dlcf->handler != NGX_HTTP_DASHSTREAM_HANDLER_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "only one of \"dashstream_websocket\", "
+                           "\"dashstream_metrics\" and \"dashstream_status\" "
+                           "may be used in a location");
+        return NGX_ERROR;
+    }
+
+    dlcf->handler = handler;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    switch (handler) {
+
+    case NGX_HTTP_DASHSTREAM_HANDLER_WEBSOCKET:
+        clcf->handler = ngx_http_dashstream_websocket_handler;
+        break;
+
+    case NGX_HTTP_DASHSTREAM_HANDLER_METRICS:
+        clcf->handler = ngx_http_dashstream_metrics_handler;
+        break;
+
+    default: /* NGX_HTTP_DASHSTREAM_HANDLER_STATUS */
+        clcf->handler = ngx_http_dashstream_status_handler;
+        break;
+    }
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dashstream_module);
+
+    if (dmcf->used_file == NULL) {
+        dmcf->used_file = cf->conf_file->file.name.data;
+        dmcf->used_line = cf->conf_file->line;
+    }
+
+    return NGX_OK;
+}

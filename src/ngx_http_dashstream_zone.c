@@ -1,0 +1,286 @@
+/*
+ * Copyright (C) ngx_dashstream authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_dashstream_module.h"
+
+
+#define NGX_HTTP_DASHSTREAM_ZONE_MAGIC   0x64736873  /* "dshs" */
+
+/* bumped whenever ngx_http_dashstream_shctx_t changes shape */
+#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  1
+
+/* slab pages kept back for small allocations after the ring */
+#define NGX_HTTP_DASHSTREAM_ZONE_RESERVE  32
+
+
+static ngx_int_t ngx_http_dashstream_zone_reuse(ngx_shm_zone_t *shm_zone,
+    ngx_http_dashstream_zone_ctx_t *octx);
+static ngx_int_t ngx_http_dashstream_zone_fresh(ngx_shm_zone_t *shm_zone);
+static ngx_int_t ngx_http_dashstream_zone_ring(ngx_shm_zone_t *shm_zone);
+static ngx_http_dashstream_shctx_t *ngx_http_dashstream_zone_previous(
+    ngx_shm_zone_t *shm_zone, size_t *size);
+static ngx_int_t ngx_http_dashstream_zone_compatible(ngx_shm_zone_t *shm_zone,
+    ngx_http_dashstream_shctx_t *sh);
+
+
+ngx_int_t
+ngx_http_dashstream_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_dashstream_zone_ctx_t  *octx = data;
+
+    ngx_http_dashstream_zone_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        return ngx_http_dashstream_zone_reuse(shm_zone, octx);
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+
+        return ngx_http_dashstream_zone_compatible(shm_zone, ctx->sh);
+    }
+
+    return ngx_http_dashstream_zone_fresh(shm_zone);
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_zone_reuse(ngx_shm_zone_t *shm_zone,
+    ngx_http_dashstream_zone_ctx_t *octx)
+{
+    ngx_http_dashstream_zone_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (ngx_http_dashstream_zone_compatible(shm_zone, octx->sh) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->sh = octx->sh;
+    ctx->shpool = octx->shpool;
+
+    if (ctx->records != octx->records) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "dashstream_zone \"%V\": the records count changed "
+                      "from %ui to %ui, which takes effect only when the "
+                      "zone is made anew (change its size or name)",
+                      &shm_zone->shm.name, octx->records, ctx->records);
+        ctx->records = octx->records;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_zone_compatible(ngx_shm_zone_t *shm_zone,
+    ngx_http_dashstream_shctx_t *sh)
+{
+    if (sh->magic == NGX_HTTP_DASHSTREAM_ZONE_MAGIC
+        && sh->layout == NGX_HTTP_DASHSTREAM_ZONE_LAYOUT)
+    {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                  "dashstream_zone \"%V\" was made by an incompatible "
+                  "version of the module; restart nginx or rename the zone",
+                  &shm_zone->shm.name);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_zone_fresh(ngx_shm_zone_t *shm_zone)
+{
+    size_t                           len, osize;
+    ngx_uint_t                       i;
+    ngx_http_dashstream_shctx_t     *sh, *osh;
+    ngx_http_dashstream_zone_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_dashstream_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->sh = sh;
+    ctx->shpool->data = sh;
+
+    sh->magic = NGX_HTTP_DASHSTREAM_ZONE_MAGIC;
+    sh->layout = NGX_HTTP_DASHSTREAM_ZONE_LAYOUT;
+
+    len = sizeof(" in dashstream_zone \"\"") + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in dashstream_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    ctx->shpool->log_nomem = 0;
+
+    /*
+     * A zone whose size changed is made anew by ngx_init_cycle(); carry the
+     * counters (they must not go backwards) and the per-partition offsets
+     * over from the zone of the running cycle, and say so.
+     */
+
+    osh = ngx_http_dashstream_zone_previous(shm_zone, &osize);
+
+    if (osh) {
+        ngx_memcpy(&sh->counters, &osh->counters, sizeof(sh->counters));
+        sh->counters.subscribers = 0;
+
+        for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
+            sh->part[i].last_written = osh->part[i].last_written;
+            sh->part[i].position = osh->part[i].position;
+            sh->part[i].messages = osh->part[i].messages;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "dashstream_zone \"%V\" resized from %uz to %uz: "
+                      "the ring starts empty, counters and partition "
+                      "offsets are carried over", &shm_zone->shm.name,
+                      osize, shm_zone->shm.size);
+    }
+
+    return ngx_http_dashstream_zone_ring(shm_zone);
+}
+
+
+static ngx_int_t
+ngx_http_dashstream_zone_ring(ngx_shm_zone_t *shm_zone)
+{
+    void                            *mem;
+    size_t                           size;
+    uint32_t                         nslots;
+    ngx_uint_t                       pages;
+    ngx_http_dashstream_zone_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (ctx->shpool->pfree <= NGX_HTTP_DASHSTREAM_ZONE_RESERVE + 16) {
+        goto too_small;
+    }
+
+    pages = ctx->shpool->pfree - NGX_HTTP_DASHSTREAM_ZONE_RESERVE;
+    size = pages << ngx_pagesize_shift;
+
+    /* the ring indexes with a mask: round the slot count down to 2^n */
+
+    nslots = 1;
+    while ((ngx_uint_t) nslots * 2 <= ctx->records && nslots < 0x40000000) {
+        nslots *= 2;
+    }
+
+    if (ngx_http_dashstream_ring_mem_size(nslots, size / 2) > size) {
+        goto too_small;
+    }
+
+    mem = ngx_slab_alloc(ctx->shpool, size);
+    if (mem == NULL) {
+        goto too_small;
+    }
+
+    ctx->sh->ring = ngx_http_dashstream_ring_init(mem, size, nslots);
+    if (ctx->sh->ring == NULL) {
+        goto too_small;
+    }
+
+    return NGX_OK;
+
+too_small:
+
+    ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                  "dashstream_zone \"%V\" of %uz bytes is too small for "
+                  "%ui records", &shm_zone->shm.name, shm_zone->shm.size,
+                  ctx->records);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_http_dashstream_shctx_t *
+ngx_http_dashstream_zone_previous(ngx_shm_zone_t *shm_zone, size_t *size)
+{
+    ngx_uint_t                       i;
+    ngx_list_part_t                 *part;
+    ngx_shm_zone_t                  *oshm_zone;
+    ngx_http_dashstream_zone_ctx_t  *octx;
+
+    /* during ngx_init_cycle() ngx_cycle is still the running cycle */
+
+    if (ngx_cycle == NULL || ngx_cycle->shared_memory.part.elts == NULL) {
+        return NULL;
+    }
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    oshm_zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            oshm_zone = part->elts;
+            i = 0;
+        }
+
+        if (oshm_zone[i].tag != shm_zone->tag
+            || oshm_zone[i].shm.name.len != shm_zone->shm.name.len
+            || ngx_strncmp(oshm_zone[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) != 0)
+        {
+            continue;
+        }
+
+        octx = oshm_zone[i].data;
+
+        if (octx == NULL || octx->sh == NULL
+            || octx->sh->magic != NGX_HTTP_DASHSTREAM_ZONE_MAGIC
+            || octx->sh->layout != NGX_HTTP_DASHSTREAM_ZONE_LAYOUT)
+        {
+            return NULL;
+        }
+
+        *size = oshm_zone[i].shm.size;
+
+        return octx->sh;
+    }
+}
+
+
+ngx_http_dashstream_shctx_t *
+ngx_http_dashstream_shctx(ngx_cycle_t *cycle)
+{
+    ngx_http_dashstream_zone_ctx_t   *ctx;
+    ngx_http_dashstream_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_dashstream_module);
+    if (dmcf == NULL || dmcf->shm_zone == NULL) {
+        return NULL;
+    }
+
+    ctx = dmcf->shm_zone->data;
+
+    return ctx->sh;
+}
