@@ -25,8 +25,17 @@ UNIT_CFLAGS := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
 UNIT_LIBS   := -lprotobuf-c -lzstd -lcrypto -lpthread
 UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 
+# libFuzzer: each t/fuzz/fuzz_*.c runs FUZZ_SECONDS with the pure sources.
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
+                -Wno-unused-parameter -Werror -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Isrc -I$(GEN_DIR)
+FUZZ_LIBS    := -lprotobuf-c -lzstd -lcrypto -lpthread
+FUZZ_TARGETS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
+
 .PHONY: all module deps-build deps-test unit integration test demo bench \
-        fuzz clean
+        deps-fuzz fuzz clean
 
 all: module
 
@@ -63,6 +72,17 @@ integration: deps-test module $(GEN_PY)
 test: deps-test
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+
+deps-fuzz:
+	@tools/install-deps.sh fuzz
+
+$(BUILD)/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(PURE_SRCS) $(GEN_C) $(wildcard src/*.h)
+	@mkdir -p $(BUILD)/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(GEN_C) $(FUZZ_LIBS)
+
+fuzz: deps-fuzz $(GEN_C)
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) t/fuzz/run.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD)

@@ -5,6 +5,7 @@
 #           broker, Python clients, promtool and Prometheus, Chromium)
 #   demo    build + what `make demo` runs
 #   bench   test + nchan, wrk, perf
+#   fuzz    build + clang with the libFuzzer and sanitizer runtimes
 # Safe to run twice: it asks apt only for packages that are missing.
 set -euo pipefail
 
@@ -12,19 +13,22 @@ build_pkgs=(gcc make libc6-dev pkg-config nginx nginx-dev librdkafka-dev
     libprotobuf-c-dev protobuf-c-compiler libzstd-dev libssl-dev
     libpcre2-dev zlib1g-dev ca-certificates curl procps)
 test_pkgs=("${build_pkgs[@]}" protobuf-compiler default-jdk-headless maven
-    python3 python3-pytest python3-confluent-kafka python3-websocket
-    python3-websockets python3-protobuf python3-zstandard
+    python3 python3-pytest python3-pytest-timeout python3-confluent-kafka
+    python3-websocket python3-websockets python3-protobuf python3-zstandard
     python3-prometheus-client prometheus kcat openssl iproute2
     chromium docker-compose gettext-base)
 demo_pkgs=("${build_pkgs[@]}" python3 python3-protobuf python3-zstandard)
 bench_pkgs=("${test_pkgs[@]}" libnginx-mod-nchan wrk linux-perf)
+# libclang-rt-dev holds libFuzzer; apt would only recommend it
+fuzz_pkgs=("${build_pkgs[@]}" clang libclang-rt-dev)
 
 case "${1:-build}" in
     build) want=("${build_pkgs[@]}") ;;
     test)  want=("${test_pkgs[@]}") ;;
     demo)  want=("${demo_pkgs[@]}") ;;
     bench) want=("${bench_pkgs[@]}") ;;
-    *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
+    fuzz)  want=("${fuzz_pkgs[@]}") ;;
+    *) echo "usage: $0 build|test|demo|bench|fuzz" >&2; exit 2 ;;
 esac
 
 missing=()
