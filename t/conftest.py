@@ -1,0 +1,4 @@
+"""Integration tests: fixtures live in lib/plugin.py (documented there and
+in README.md); helpers in lib/."""
+
+pytest_plugins = ["lib.plugin"]

@@ -1,0 +1,1 @@
+"""Integration-test helpers for ngx_dashstream (see t/README.md)."""
