@@ -140,9 +140,9 @@ ngx_http_dashstream_fanout_exit(ngx_cycle_t *cycle)
 
 
 uint64_t
-ngx_http_dashstream_fanout_live_seq(void)
+ngx_http_dashstream_fanout_head(void)
 {
-    return ngx_http_dashstream_worker.live_seq;
+    return ngx_http_dashstream_ring_head(ngx_http_dashstream_worker.ring);
 }
 
 
@@ -254,19 +254,24 @@ ngx_http_dashstream_fanout_live(ngx_http_dashstream_worker_t *w)
                  q = ngx_queue_next(q))
             {
                 sub = ngx_queue_data(q, ngx_http_dashstream_sub_t, queue);
-                ngx_http_dashstream_sub_dropped(sub, tail - w->live_seq,
-                                                "overtaken");
+
+                if (sub->next_seq < tail) {
+                    ngx_http_dashstream_sub_dropped(sub,
+                                                    tail - sub->next_seq,
+                                                    "overtaken");
+                    sub->next_seq = tail;
+                }
             }
 
             w->live_seq = tail;
             continue;
         }
 
-        w->live_seq++;
-
         if (rc == NGX_HTTP_DASHSTREAM_RING_OK) {
             ngx_http_dashstream_fanout_deliver(w, &rec);
         }
+
+        w->live_seq++;
     }
 
     for (q = ngx_queue_head(&w->live);
@@ -305,7 +310,16 @@ ngx_http_dashstream_fanout_deliver(ngx_http_dashstream_worker_t *w,
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_dashstream_sub_t, queue);
 
-        sub->next_seq = w->live_seq;
+        /*
+         * A subscriber that caught up from the ring may be ahead of this
+         * worker's cursor: it has already had (or skipped) this record.
+         */
+
+        if (sub->next_seq > w->live_seq) {
+            continue;
+        }
+
+        sub->next_seq = w->live_seq + 1;
 
         if (!ngx_http_dashstream_sub_wants(sub, rec)) {
             continue;
@@ -521,7 +535,14 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
             break;
         }
 
-        if (sub->next_seq >= w->live_seq) {
+        /*
+         * Caught up with the writer, not merely with this worker's cursor,
+         * which may lag (after a reload the new workers are woken only once
+         * the new consumer writes): the worker skips for a live subscriber
+         * whatever lies below its next_seq.
+         */
+
+        if (sub->next_seq >= ngx_http_dashstream_ring_head(w->ring)) {
             ngx_http_dashstream_fanout_go_live(w, sub);
             break;
         }
@@ -587,7 +608,6 @@ static void
 ngx_http_dashstream_fanout_go_live(ngx_http_dashstream_worker_t *w,
     ngx_http_dashstream_sub_t *sub)
 {
-    sub->next_seq = w->live_seq;
     sub->live = 1;
 
     ngx_queue_remove(&sub->queue);

@@ -28,7 +28,10 @@ static ngx_int_t ngx_http_dashstream_ws_accept(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_http_dashstream_sub_t *ngx_http_dashstream_ws_sub(
     ngx_http_request_t *r);
-static void ngx_http_dashstream_ws_filters(ngx_http_dashstream_sub_t *sub);
+static ngx_int_t ngx_http_dashstream_ws_filters(
+    ngx_http_dashstream_sub_t *sub);
+static ngx_int_t ngx_http_dashstream_ws_arg(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
 static uint32_t ngx_http_dashstream_ws_types(ngx_str_t *v);
 static void ngx_http_dashstream_ws_read(ngx_http_request_t *r);
 static void ngx_http_dashstream_ws_write(ngx_http_request_t *r);
@@ -77,11 +80,6 @@ ngx_http_dashstream_websocket_handler(ngx_http_request_t *r)
                                              "in this process");
     }
 
-    sub = ngx_http_dashstream_ws_sub(r);
-    if (sub == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     if (ngx_http_dashstream_ws_accept(r, &key) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -98,6 +96,17 @@ ngx_http_dashstream_websocket_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * The subscriber is made only now: its cleanup unlinks it from the
+     * fan-out and counts it out, so it must not exist on the error paths
+     * above.
+     */
+
+    sub = ngx_http_dashstream_ws_sub(r);
+    if (sub == NULL) {
         return NGX_ERROR;
     }
 
@@ -266,6 +275,14 @@ ngx_http_dashstream_ws_reject(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (status == NGX_HTTP_NOT_ALLOWED) {
+        ngx_str_set(&v, "GET");
+
+        if (ngx_http_dashstream_ws_add_header(r, "Allow", &v) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     if (status == 426) {
         ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
         ngx_str_set(&v, "websocket");
@@ -380,21 +397,13 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r)
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    cln->handler = ngx_http_dashstream_ws_cleanup;
-    cln->data = sub;
-
     sub->request = r;
     sub->connection = r->connection;
     sub->dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dashstream_module);
     sub->protocol = sub->dlcf->protocol;
     sub->out_last = &sub->out;
     sub->last_rx = ngx_current_msec;
-    sub->next_seq = ngx_http_dashstream_fanout_live_seq();
+    sub->next_seq = ngx_http_dashstream_fanout_head();
 
     sub->ping.handler = ngx_http_dashstream_ws_ping;
     sub->ping.data = sub;
@@ -407,7 +416,19 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r)
     /* DashFlow clients resume first; give them a moment to say from where */
     sub->waiting = (sub->protocol == NGX_HTTP_DASHSTREAM_PROTO_DASHFLOW);
 
-    ngx_http_dashstream_ws_filters(sub);
+    if (ngx_http_dashstream_ws_filters(sub) != NGX_OK) {
+        return NULL;
+    }
+
+    /* last: from here on the cleanup unlinks and counts the subscriber out */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_dashstream_ws_cleanup;
+    cln->data = sub;
 
     ngx_http_set_ctx(r, sub, ngx_http_dashstream_module);
 
@@ -415,27 +436,40 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r)
 }
 
 
-static void
+static ngx_int_t
 ngx_http_dashstream_ws_filters(ngx_http_dashstream_sub_t *sub)
 {
+    ngx_int_t            rc;
     ngx_str_t            v;
     ngx_http_request_t  *r;
 
     r = sub->request;
 
-    if (ngx_http_arg(r, (u_char *) "thread", 6, &v) == NGX_OK) {
-        sub->thread = v;
+    rc = ngx_http_dashstream_ws_arg(r, "thread", &sub->thread);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_arg(r, (u_char *) "tenant", 6, &v) == NGX_OK) {
-        sub->tenant = v;
+    rc = ngx_http_dashstream_ws_arg(r, "tenant", &sub->tenant);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_arg(r, (u_char *) "type", 4, &v) == NGX_OK) {
+    rc = ngx_http_dashstream_ws_arg(r, "type", &v);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
         sub->types = ngx_http_dashstream_ws_types(&v);
     }
 
-    if (ngx_http_arg(r, (u_char *) "from", 4, &v) == NGX_OK) {
+    rc = ngx_http_dashstream_ws_arg(r, "from", &v);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
         if (v.len == 6 && ngx_strncmp(v.data, "latest", 6) == 0) {
             sub->waiting = 0;
 
@@ -444,6 +478,40 @@ ngx_http_dashstream_ws_filters(ngx_http_dashstream_sub_t *sub)
             sub->earliest = 1;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A query argument, percent-decoded: browsers send ids with reserved
+ * characters encoded ("a%2Fb" for thread "a/b").  NGX_DECLINED if absent.
+ */
+
+static ngx_int_t
+ngx_http_dashstream_ws_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   v;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, v.len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+    src = v.data;
+
+    ngx_unescape_uri(&dst, &src, v.len, 0);
+
+    value->len = dst - value->data;
+
+    return NGX_OK;
 }
 
 
@@ -543,9 +611,17 @@ ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub, u_char *p,
 {
     int                  ev;
     size_t               used, cap;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     r = sub->request;
+    c = sub->connection;
+
+    /* after the client's close frame, or a broken frame, nothing counts */
+
+    if (sub->close_rcvd) {
+        return;
+    }
 
     if (sub->reader_buf == NULL) {
         cap = sub->dlcf->max_client_message + 125;
@@ -574,7 +650,9 @@ ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub, u_char *p,
 
         ngx_http_dashstream_ws_event(sub, ev);
 
-        if (sub->request == NULL || ev == NGX_HTTP_DASHSTREAM_WS_ERROR) {
+        /* the request, and sub with it, may be freed by now */
+
+        if (c->destroyed || sub->request == NULL || sub->close_rcvd) {
             break;
         }
     }
@@ -612,7 +690,22 @@ ngx_http_dashstream_ws_event(ngx_http_dashstream_sub_t *sub, int ev)
                    1);
         ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                       "dashstream: websocket protocol error: %s", rd->error);
-        ngx_http_dashstream_sub_close(sub, rd->close_code, rd->error);
+
+        /*
+         * The reader has failed and will not see a close frame from the
+         * client: the connection is closed once ours is out (RFC 6455,
+         * 7.1.7), without the close-wait.
+         */
+
+        sub->close_rcvd = 1;
+
+        if (!sub->closing) {
+            ngx_http_dashstream_sub_close(sub, rd->close_code, rd->error);
+
+        } else if (sub->out == NULL) {
+            ngx_http_dashstream_ws_finalize(sub, NGX_DONE);
+        }
+
         break;
 
     default:
@@ -624,8 +717,6 @@ ngx_http_dashstream_ws_event(ngx_http_dashstream_sub_t *sub, int ev)
                                        rd->payload, rd->payload_len);
         break;
     }
-
-    rd->payload = NULL;
 }
 
 
@@ -859,6 +950,10 @@ ngx_http_dashstream_ws_write(ngx_http_request_t *r)
 
     ngx_http_dashstream_sub_flush(sub);
 
+    if (c->destroyed) {
+        return;
+    }
+
     if (sub->request && !sub->live && !sub->waiting && !sub->closing
         && sub->out_bytes < sub->dlcf->send_budget / 2)
     {
@@ -920,10 +1015,12 @@ static void
 ngx_http_dashstream_ws_ping(ngx_event_t *ev)
 {
     u_char                        hdr[10];
+    ngx_connection_t             *c;
     ngx_http_dashstream_sub_t    *sub;
     ngx_http_dashstream_frame_t  *frame;
 
     sub = ev->data;
+    c = sub->connection;
 
     if (sub->closing) {
         return;
@@ -954,7 +1051,7 @@ ngx_http_dashstream_ws_ping(ngx_event_t *ev)
         ngx_http_dashstream_sub_flush(sub);
     }
 
-    if (sub->request) {
+    if (!c->destroyed && sub->request) {
         ngx_add_timer(&sub->ping, sub->dlcf->ping_interval);
     }
 }
@@ -977,6 +1074,10 @@ ngx_http_dashstream_ws_wait(ngx_event_t *ev)
 
     /* no resume in time: stream from where the subscriber connected */
 
+    ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
+                  "dashstream: no resume within %M ms, streaming from the "
+                  "connection point", sub->dlcf->resume_wait);
+
     sub->waiting = 0;
     ngx_http_dashstream_sub_pump(sub);
 }
@@ -985,6 +1086,8 @@ ngx_http_dashstream_ws_wait(ngx_event_t *ev)
 static void
 ngx_http_dashstream_ws_finalize(ngx_http_dashstream_sub_t *sub, ngx_int_t rc)
 {
+    ngx_uint_t           nested;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     r = sub->request;
@@ -993,9 +1096,24 @@ ngx_http_dashstream_ws_finalize(ngx_http_dashstream_sub_t *sub, ngx_int_t rc)
         return;
     }
 
+    c = r->connection;
+
+    /* in the content handler, nginx runs the posted requests on return */
+    nested = (r->main->count > 1);
+
     ngx_http_dashstream_ws_detach(sub);
 
     ngx_http_finalize_request(r, rc);
+
+    /*
+     * Timers and the fan-out call this outside a request event.  Either
+     * way the request may be freed on return: callers check c->destroyed
+     * before they touch sub again.
+     */
+
+    if (!nested) {
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
