@@ -14,7 +14,7 @@ PYTHON   := /usr/bin/python3
 # Pure C: no nginx types, unit-tested and fuzzed on their own.
 PURE_SRCS := $(wildcard $(addprefix src/ngx_http_dashstream_, \
                  ring.c wsframe.c json.c dashflow.c decode.c expo.c seq.c \
-                 sha256.c base64.c))
+                 lagmath.c))
 GEN_DIR   := $(BUILD)/gen
 GEN_C     := $(GEN_DIR)/dashstream.pb-c.c
 GEN_PY    := $(GEN_DIR)/dashstream_pb2.py
@@ -22,7 +22,7 @@ GEN_PY    := $(GEN_DIR)/dashstream_pb2.py
 UNIT_CFLAGS := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
                -Wno-unused-parameter -Werror -fno-omit-frame-pointer \
                -fsanitize=address,undefined -Isrc -I$(GEN_DIR) -It/unit
-UNIT_LIBS   := -lprotobuf-c -lzstd -lcrypto -lpthread
+UNIT_LIBS   := -lprotobuf-c -lzstd -lcrypto -lpthread -lm
 UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 
 # libFuzzer: each t/fuzz/fuzz_*.c runs FUZZ_SECONDS with the pure sources.
@@ -31,11 +31,11 @@ FUZZ_CFLAGS  := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
                 -Wno-unused-parameter -Werror -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Isrc -I$(GEN_DIR)
-FUZZ_LIBS    := -lprotobuf-c -lzstd -lcrypto -lpthread
+FUZZ_LIBS    := -lprotobuf-c -lzstd -lcrypto -lpthread -lm
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 
 .PHONY: all module deps-build deps-test unit integration test demo bench \
-        deps-fuzz fuzz clean
+        deps-fuzz fuzz clean deps-demo demo-tools
 
 all: module
 
@@ -72,6 +72,28 @@ integration: deps-test module $(GEN_PY)
 test: deps-test
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+
+# The demo: librdkafka's mock cluster as the Kafka endpoint (no download),
+# the traffic generator and nginx; BROKERS=host:port uses a real cluster.
+# PORT, RATE, TOPIC, DEMO_MODE: see tools/demo/run.sh.
+DEMO_MOCK := $(BUILD)/demo-bin/mock_cluster
+DEMO_CFLAGS := -std=gnu11 -O2 -g -W -Wall -Wpointer-arith \
+               -Wno-unused-parameter -Werror
+
+deps-demo:
+	@tools/install-deps.sh demo
+
+$(DEMO_MOCK): tools/demo/mock_cluster.c
+	@mkdir -p $(dir $@)
+	$(CC) $(DEMO_CFLAGS) -o $@ $< -lrdkafka -lpthread
+
+demo-tools: deps-demo $(GEN_PY)
+	@$(MAKE) --no-print-directory $(DEMO_MOCK)
+
+demo: deps-demo module demo-tools
+	@BUILD="$(abspath $(BUILD))" BROKERS="$(BROKERS)" PORT="$(PORT)" \
+	    RATE="$(RATE)" TOPIC="$(TOPIC)" DEMO_MODE="$(DEMO_MODE)" \
+	    MODULE="$(abspath $(MODULE))" tools/demo/run.sh
 
 deps-fuzz:
 	@tools/install-deps.sh fuzz

@@ -12,37 +12,21 @@
 #include "ngx_http_dashstream_module.h"
 #include "ngx_http_dashstream_kafka.h"
 #include "ngx_http_dashstream_decode.h"
+#include "ngx_http_dashstream_stream.h"
+#include "ngx_http_dashstream_lag.h"
 
 
 /*
  * The consumer thread runs in worker 0.  It touches librdkafka, the ring,
  * the zone's atomics and its own memory only; everything it wants logged
- * goes through the mailbox below, which worker 0 drains when woken.
+ * goes through the thread log mailbox, which worker 0 drains when woken.
  */
 
 
 #define NGX_HTTP_DASHSTREAM_BATCH         256
 #define NGX_HTTP_DASHSTREAM_POLL_MS       100
-#define NGX_HTTP_DASHSTREAM_LOG_SLOTS     64
-#define NGX_HTTP_DASHSTREAM_LOG_LEN       400
 #define NGX_HTTP_DASHSTREAM_LEASE_STALE   30000
 #define NGX_HTTP_DASHSTREAM_JOIN_MS       15000
-
-
-typedef struct {
-    ngx_uint_t                          level;
-    size_t                              len;
-    u_char                              text[NGX_HTTP_DASHSTREAM_LOG_LEN];
-} ngx_http_dashstream_log_entry_t;
-
-
-typedef struct {
-    ngx_http_dashstream_log_entry_t     entry[NGX_HTTP_DASHSTREAM_LOG_SLOTS];
-    ngx_atomic_t                        head;       /* written by threads */
-    ngx_atomic_t                        tail;       /* read by the worker */
-    ngx_atomic_t                        lock;
-    ngx_atomic_t                        lost;
-} ngx_http_dashstream_mailbox_t;
 
 
 struct ngx_http_dashstream_consumer_s {
@@ -66,6 +50,9 @@ struct ngx_http_dashstream_consumer_s {
 
     rd_kafka_t                         *rk;
     ngx_http_dashstream_decoder_t      *decoder;
+    ngx_http_dashstream_stream_t       *stream;
+    ngx_http_dashstream_lag_t          *lag;
+    int32_t                             assigned;   /* broadcast */
 
     /* offsets to store after a batch: next offset + 1, 0 if clean */
     int64_t                            *store;
@@ -83,8 +70,12 @@ static void ngx_http_dashstream_consumer_release(
     ngx_http_dashstream_consumer_t *c);
 static ngx_int_t ngx_http_dashstream_consumer_connect(
     ngx_http_dashstream_consumer_t *c);
-static ngx_int_t ngx_http_dashstream_consumer_assign_all(
+static void ngx_http_dashstream_consumer_assign_new(
     ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_assigned(
+    ngx_http_dashstream_consumer_t *c, int32_t partition, ngx_uint_t on);
+static void ngx_http_dashstream_consumer_fail(
+    ngx_http_dashstream_consumer_t *c, int rc, const char *text);
 static void ngx_http_dashstream_consumer_loop(
     ngx_http_dashstream_consumer_t *c);
 static void ngx_http_dashstream_consumer_message(
@@ -104,14 +95,9 @@ static void ngx_http_dashstream_kafka_log(const rd_kafka_t *rk, int level,
     const char *fac, const char *buf);
 static void ngx_http_dashstream_kafka_error(rd_kafka_t *rk, int err,
     const char *reason, void *opaque);
-static void ngx_http_dashstream_thread_log(ngx_uint_t level,
-    const char *fmt, ...);
-static uint64_t ngx_http_dashstream_monotonic_ms(void);
-static char *ngx_http_dashstream_cstr(ngx_str_t *s);
 
 
 static ngx_http_dashstream_consumer_t  *ngx_http_dashstream_consumer;
-static ngx_http_dashstream_mailbox_t    ngx_http_dashstream_mailbox;
 
 
 ngx_int_t
@@ -120,6 +106,7 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
 {
     int                              rc;
     sigset_t                         all, old;
+    ngx_str_t                        none = ngx_string("none");
     ngx_http_dashstream_consumer_t  *c;
     ngx_http_dashstream_decode_limits_t  lim;
 
@@ -146,6 +133,16 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
+    c->stream = ngx_http_dashstream_stream_create(
+                    ngx_http_dashstream_shctx(cycle),
+                    dmcf->stream_allow ? dmcf->stream_allow->elts : NULL,
+                    dmcf->stream_max_series, (uint32_t) dmcf->seq_threads);
+    if (c->stream == NULL) {
+        ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
+                      "dashstream: no memory for the stream tables");
+        return NGX_ERROR;
+    }
+
     c->mode = dmcf->mode;
     c->max_message_size = dmcf->max_message_size;
     c->sh = ngx_http_dashstream_shctx(cycle);
@@ -155,8 +152,8 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
     c->pid = ngx_pid;
 
     c->kp.tmpl = dmcf->kafka_conf;
-    c->kp.group_id = dmcf->mode == NGX_HTTP_DASHSTREAM_MODE_GROUP
-                     ? c->group_id : NULL;
+    c->kp.group_id = c->group_id;
+    c->kp.commit = (dmcf->mode == NGX_HTTP_DASHSTREAM_MODE_GROUP);
     c->kp.offset_reset = dmcf->offset_reset == NGX_HTTP_DASHSTREAM_RESET_LATEST
                          ? "latest" : "earliest";
     c->kp.session_timeout_ms = (unsigned) dmcf->session_timeout;
@@ -167,11 +164,15 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
 
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                   "dashstream: consumer starting: brokers=%V topic=%V "
-                  "group=%V mode=%s security=plaintext sasl=none",
-                  &dmcf->brokers, &dmcf->topic,
-                  c->kp.group_id ? &dmcf->group_id : &dmcf->topic,
+                  "group=%V mode=%s security=%V sasl=%V",
+                  &dmcf->brokers, &dmcf->topic, &dmcf->group_id,
                   dmcf->mode == NGX_HTTP_DASHSTREAM_MODE_GROUP
-                  ? "group" : "broadcast");
+                  ? "group" : "broadcast", &dmcf->security_protocol,
+                  dmcf->sasl_mechanism.len ? &dmcf->sasl_mechanism : &none);
+
+    ngx_http_dashstream_thread_log_wake(dmcf->wake_fds[0]);
+
+    c->lag = ngx_http_dashstream_lag_start(cycle, dmcf, &c->kp);
 
     /* nginx's signal handlers must run in the worker's own thread */
 
@@ -207,6 +208,7 @@ ngx_http_dashstream_consumer_stop(ngx_cycle_t *cycle)
                   "dashstream: stopping the consumer");
 
     ngx_http_dashstream_consumer->stop = 1;
+    ngx_http_dashstream_lag_stop(ngx_http_dashstream_consumer->lag);
 }
 
 
@@ -242,42 +244,10 @@ ngx_http_dashstream_consumer_join(ngx_cycle_t *cycle)
                       "within %d ms", NGX_HTTP_DASHSTREAM_JOIN_MS);
     }
 
-    ngx_http_dashstream_consumer_drain_log(cycle->log);
+    ngx_http_dashstream_lag_join(cycle, c->lag);
+    ngx_http_dashstream_thread_log_drain(cycle->log);
 
     ngx_http_dashstream_consumer = NULL;
-}
-
-
-void
-ngx_http_dashstream_consumer_drain_log(ngx_log_t *log)
-{
-    ngx_atomic_uint_t                 tail, lost;
-    ngx_http_dashstream_mailbox_t    *mb;
-    ngx_http_dashstream_log_entry_t  *e;
-
-    mb = &ngx_http_dashstream_mailbox;
-
-    for ( ;; ) {
-        tail = mb->tail;
-
-        if (tail == __atomic_load_n(&mb->head, __ATOMIC_ACQUIRE)) {
-            break;
-        }
-
-        e = &mb->entry[tail % NGX_HTTP_DASHSTREAM_LOG_SLOTS];
-
-        ngx_log_error(e->level, log, 0, "dashstream: %*s", e->len, e->text);
-
-        __atomic_store_n(&mb->tail, tail + 1, __ATOMIC_RELEASE);
-    }
-
-    lost = __atomic_exchange_n(&mb->lost, 0, __ATOMIC_ACQ_REL);
-
-    if (lost) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "dashstream: %uA consumer log lines were dropped",
-                      lost);
-    }
 }
 
 
@@ -289,6 +259,7 @@ ngx_http_dashstream_consumer_thread(void *data)
     if (ngx_http_dashstream_consumer_lease(c) == NGX_OK) {
 
         (void) ngx_atomic_fetch_add(&c->sh->counters.consumer_starts, 1);
+        c->sh->counters.consumer_running = 1;
 
         while (!c->stop) {
             if (ngx_http_dashstream_consumer_connect(c) == NGX_OK) {
@@ -297,15 +268,18 @@ ngx_http_dashstream_consumer_thread(void *data)
                 break;
             }
 
-            /* rd_kafka_new() or the first assignment failed: retry */
+            /* rd_kafka_new() or subscribe() failed: retry */
             usleep(1000 * 1000);
         }
 
+        c->sh->counters.consumer_running = 0;
         ngx_http_dashstream_consumer_release(c);
     }
 
     ngx_http_dashstream_decoder_destroy(c->decoder);
+    ngx_http_dashstream_stream_destroy(c->stream);
     c->decoder = NULL;
+    c->stream = NULL;
 
     __atomic_store_n(&c->running, 0, __ATOMIC_RELEASE);
     ngx_http_dashstream_consumer_wake(c);
@@ -408,16 +382,15 @@ ngx_http_dashstream_consumer_connect(ngx_http_dashstream_consumer_t *c)
     c->rk = ngx_http_dashstream_kafka_client(NGX_HTTP_DASHSTREAM_CLIENT_CONSUMER,
                                              &c->kp, err, sizeof(err));
     if (c->rk == NULL) {
-        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-            "cannot create the Kafka consumer for brokers %s: %s",
-            c->brokers, err);
+        ngx_http_dashstream_consumer_fail(c, RD_KAFKA_RESP_ERR__FATAL, err);
         return NGX_ERROR;
     }
 
     (void) rd_kafka_poll_set_consumer(c->rk);
 
     if (c->mode == NGX_HTTP_DASHSTREAM_MODE_BROADCAST) {
-        return ngx_http_dashstream_consumer_assign_all(c);
+        /* partitions are assigned as the lag poller finds them */
+        return NGX_OK;
     }
 
     topics = rd_kafka_topic_partition_list_new(1);
@@ -428,9 +401,7 @@ ngx_http_dashstream_consumer_connect(ngx_http_dashstream_consumer_t *c)
     rd_kafka_topic_partition_list_destroy(topics);
 
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-            "cannot subscribe to topic \"%s\" on brokers %s: %s",
-            c->topic, c->brokers, rd_kafka_err2str(rc));
+        ngx_http_dashstream_consumer_fail(c, rc, rd_kafka_err2str(rc));
         rd_kafka_destroy(c->rk);
         c->rk = NULL;
         return NGX_ERROR;
@@ -440,73 +411,80 @@ ngx_http_dashstream_consumer_connect(ngx_http_dashstream_consumer_t *c)
 }
 
 
-static ngx_int_t
-ngx_http_dashstream_consumer_assign_all(ngx_http_dashstream_consumer_t *c)
+/*
+ * Broadcast mode: every partition, read without a group, from where the
+ * ring left off (the zone keeps positions across reloads) or else from
+ * the configured reset point.  New partitions join as the topic grows.
+ */
+
+static void
+ngx_http_dashstream_consumer_assign_new(ngx_http_dashstream_consumer_t *c)
 {
-    int                               i, n;
-    int64_t                           last;
+    int32_t                           i, n;
+    int64_t                           next;
     rd_kafka_resp_err_t               rc;
-    rd_kafka_topic_t                 *rkt;
-    const rd_kafka_metadata_t        *md;
     rd_kafka_topic_partition_list_t  *parts;
 
-    rkt = rd_kafka_topic_new(c->rk, c->topic, NULL);
+    n = (int32_t) c->sh->partitions;
 
-    rc = rd_kafka_metadata(c->rk, 0, rkt, &md, 5000);
-
-    rd_kafka_topic_destroy(rkt);
-
-    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1
-        && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    {
-        rc = md->topics[0].err;
-        rd_kafka_metadata_destroy(md);
+    if (n <= c->assigned) {
+        return;
     }
 
-    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-            "cannot read the partitions of topic \"%s\" on brokers %s: %s",
-            c->topic, c->brokers, rd_kafka_err2str(rc));
-        rd_kafka_destroy(c->rk);
-        c->rk = NULL;
-        return NGX_ERROR;
-    }
+    parts = rd_kafka_topic_partition_list_new(n - c->assigned);
 
-    n = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
-    parts = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    for (i = c->assigned; i < n; i++) {
+        next = (int64_t) c->sh->part[i].position;
 
-    for (i = 0; i < n && i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
-        last = (int64_t) c->sh->part[i].position;
-
-        /* broadcast has no group: carry on after what the ring holds */
         rd_kafka_topic_partition_list_add(parts, c->topic, i)->offset =
-            last > 0 ? last
+            next > 0 ? next
                      : (c->kp.offset_reset[0] == 'l' ? RD_KAFKA_OFFSET_END
                                                      : RD_KAFKA_OFFSET_BEGINNING);
-        c->sh->part[i].assigned = 1;
     }
 
-    rd_kafka_metadata_destroy(md);
-
-    c->sh->partitions = n;
-
-    rc = rd_kafka_assign(c->rk, parts);
+    rc = rd_kafka_incremental_assign(c->rk, parts) ? RD_KAFKA_RESP_ERR__FAIL
+                                                   : RD_KAFKA_RESP_ERR_NO_ERROR;
 
     rd_kafka_topic_partition_list_destroy(parts);
 
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-            "cannot assign the partitions of topic \"%s\": %s",
-            c->topic, rd_kafka_err2str(rc));
-        rd_kafka_destroy(c->rk);
-        c->rk = NULL;
-        return NGX_ERROR;
+        ngx_http_dashstream_consumer_fail(c, rc, "cannot assign partitions");
+        return;
+    }
+
+    for (i = c->assigned; i < n; i++) {
+        ngx_http_dashstream_consumer_assigned(c, i, 1);
     }
 
     ngx_http_dashstream_thread_log(NGX_LOG_INFO,
-        "broadcast: reading all %d partitions of topic \"%s\"", n, c->topic);
+        "broadcast: reading partitions %d to %d of \"%s\"",
+        (int) c->assigned, (int) n - 1, c->topic);
 
-    return NGX_OK;
+    c->assigned = n;
+}
+
+
+static void
+ngx_http_dashstream_consumer_assigned(ngx_http_dashstream_consumer_t *c,
+    int32_t partition, ngx_uint_t on)
+{
+    ngx_http_dashstream_part_t  *part;
+
+    if (partition < 0 || partition >= NGX_HTTP_DASHSTREAM_MAX_PARTITIONS) {
+        return;
+    }
+
+    part = &c->sh->part[partition];
+
+    if (on) {
+        part->assigned_ms = ngx_http_dashstream_realtime_ms();
+        part->position_live = 0;
+        part->high_watermark = 0;
+        part->committed = 0;
+        part->paused = 0;
+    }
+
+    part->assigned = on;
 }
 
 
@@ -520,6 +498,10 @@ ngx_http_dashstream_consumer_loop(ngx_http_dashstream_consumer_t *c)
     queue = rd_kafka_queue_get_consumer(c->rk);
 
     while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+
+        if (c->mode == NGX_HTTP_DASHSTREAM_MODE_BROADCAST) {
+            ngx_http_dashstream_consumer_assign_new(c);
+        }
 
         n = rd_kafka_consume_batch_queue(queue, NGX_HTTP_DASHSTREAM_POLL_MS,
                                          batch, NGX_HTTP_DASHSTREAM_BATCH);
@@ -553,6 +535,7 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
     int64_t                          ts, seq;
     rd_kafka_timestamp_type_t        tstype;
     ngx_http_dashstream_part_t      *part;
+    ngx_http_dashstream_counters_t  *k;
     ngx_http_dashstream_decoded_t    d;
     ngx_http_dashstream_rec_meta_t   meta;
 
@@ -561,10 +544,11 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
         return;
     }
 
-    c->sh->counters.broker_up = 1;
+    k = &c->sh->counters;
+    k->broker_up = 1;
 
     if (m->partition < 0 || m->partition >= NGX_HTTP_DASHSTREAM_MAX_PARTITIONS) {
-        (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+        (void) ngx_atomic_fetch_add(&k->messages_error, 1);
         ngx_http_dashstream_thread_log(NGX_LOG_ERR,
             "partition %d of topic \"%s\" is beyond the %d partitions "
             "the module supports; message at offset %lld skipped",
@@ -588,17 +572,23 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
      */
 
     if ((int64_t) part->position > m->offset) {
-        (void) ngx_atomic_fetch_add(&c->sh->counters.duplicates_skipped, 1);
+        (void) ngx_atomic_fetch_add(&k->duplicates_skipped, 1);
         return;
     }
 
+    ts = rd_kafka_message_timestamp(m, &tstype);
+
     part->position = m->offset + 1;
+    part->position_live = 1;
+    part->last_ts_ms = ts > 0 ? (ngx_atomic_uint_t) ts
+                              : ngx_http_dashstream_realtime_ms();
 
     rc = ngx_http_dashstream_decode(c->decoder, m->payload, m->len, &d,
                                     err, sizeof(err));
 
-    if (rc != 0) {
-        (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+    if (rc != NGX_HTTP_DASHSTREAM_DECODE_OK) {
+        (void) ngx_atomic_fetch_add(&k->messages_error, 1);
+        (void) ngx_atomic_fetch_add(&k->decode_errors[rc], 1);
         ngx_http_dashstream_thread_log(NGX_LOG_WARN,
             "undecodable message at %s/%d/%lld (%s): %s", c->topic,
             (int) m->partition, (long long) m->offset,
@@ -606,7 +596,7 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
         return;
     }
 
-    ts = rd_kafka_message_timestamp(m, &tstype);
+    ngx_http_dashstream_stream_observe(c->stream, &d);
 
     ngx_memzero(&meta, sizeof(meta));
 
@@ -626,7 +616,7 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
                                           (const u_char *) d.tenant_id,
                                           m->payload);
     if (seq < 0) {
-        (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+        (void) ngx_atomic_fetch_add(&k->messages_error, 1);
         ngx_http_dashstream_thread_log(NGX_LOG_ERR,
             "message at %s/%d/%lld of %uz bytes does not fit the ring",
             c->topic, (int) m->partition, (long long) m->offset, m->len);
@@ -635,8 +625,8 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
 
     part->last_written = m->offset + 1;
     (void) ngx_atomic_fetch_add(&part->messages, 1);
-    (void) ngx_atomic_fetch_add(&c->sh->counters.messages_ok, 1);
-    (void) ngx_atomic_fetch_add(&c->sh->counters.bytes_consumed, m->len);
+    (void) ngx_atomic_fetch_add(&k->messages_ok, 1);
+    (void) ngx_atomic_fetch_add(&k->bytes_consumed, m->len);
 
     c->wrote++;
 }
@@ -646,24 +636,44 @@ static void
 ngx_http_dashstream_consumer_error(ngx_http_dashstream_consumer_t *c,
     rd_kafka_message_t *m)
 {
+    char      text[320];
     uint64_t  now;
-
-    (void) ngx_atomic_fetch_add(&c->sh->counters.kafka_errors, 1);
 
     now = ngx_http_dashstream_monotonic_ms();
 
     /* the same error comes back every poll: say it at most once a second */
 
     if (now - c->last_error_log < 1000) {
+        (void) ngx_atomic_fetch_add(&c->sh->counters.client_errors[
+                   ngx_http_dashstream_kafka_error_type(m->err)], 1);
         return;
     }
 
     c->last_error_log = now;
 
+    snprintf(text, sizeof(text), "topic \"%s\": %s",
+             m->rkt ? rd_kafka_topic_name(m->rkt) : c->topic,
+             rd_kafka_message_errstr(m));
+
+    ngx_http_dashstream_consumer_fail(c, m->err, text);
+}
+
+
+/* one Kafka client error: counted by type, logged, shown in the status */
+
+static void
+ngx_http_dashstream_consumer_fail(ngx_http_dashstream_consumer_t *c, int rc,
+    const char *text)
+{
+    (void) ngx_atomic_fetch_add(&c->sh->counters.client_errors[
+               ngx_http_dashstream_kafka_error_type(rc)], 1);
+
+    ngx_http_dashstream_note_set(&c->sh->consumer_error,
+                                 ngx_http_dashstream_realtime_ms(), text);
+
     ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-        "Kafka error on topic \"%s\" (brokers %s): %s",
-        m->rkt ? rd_kafka_topic_name(m->rkt) : c->topic, c->brokers,
-        rd_kafka_message_errstr(m));
+        "Kafka consumer of topic \"%s\" on brokers %s: %s",
+        c->topic, c->brokers, text);
 }
 
 
@@ -673,7 +683,7 @@ ngx_http_dashstream_consumer_store(ngx_http_dashstream_consumer_t *c)
     int32_t                           i;
     rd_kafka_topic_partition_list_t  *list;
 
-    if (c->kp.group_id == NULL || c->store_max == 0) {
+    if (!c->kp.commit || c->store_max == 0) {
         c->store_max = 0;
         return;
     }
@@ -702,7 +712,7 @@ ngx_http_dashstream_consumer_close(ngx_http_dashstream_consumer_t *c)
 {
     rd_kafka_resp_err_t  rc;
 
-    if (c->kp.group_id) {
+    if (c->kp.commit) {
         rc = rd_kafka_commit(c->rk, NULL, 0);
 
         if (rc != RD_KAFKA_RESP_ERR_NO_ERROR
@@ -751,18 +761,18 @@ ngx_http_dashstream_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     int          i, coop;
     ngx_uint_t   assigned;
-    const char  *what;
 
     coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     assigned = (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
-    what = assigned ? "assigned" : "revoked";
+
+    /*
+     * Revoked partitions stop counting before the consumer lets them go,
+     * so that no lag series outlives its assignment.
+     */
 
     for (i = 0; i < parts->cnt; i++) {
-        if (parts->elems[i].partition >= 0
-            && parts->elems[i].partition < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS)
-        {
-            c->sh->part[parts->elems[i].partition].assigned = assigned;
-        }
+        ngx_http_dashstream_consumer_assigned(c, parts->elems[i].partition,
+                                              assigned);
     }
 
     if (coop) {
@@ -781,7 +791,8 @@ ngx_http_dashstream_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     ngx_http_dashstream_thread_log(NGX_LOG_INFO,
         "rebalance (%s): %d partitions of \"%s\" %s",
-        coop ? "cooperative" : "eager", parts->cnt, c->topic, what);
+        coop ? "cooperative" : "eager", parts->cnt, c->topic,
+        assigned ? "assigned" : "revoked");
 }
 
 
@@ -806,92 +817,13 @@ ngx_http_dashstream_kafka_error(rd_kafka_t *rk, int err, const char *reason,
 {
     ngx_http_dashstream_consumer_t *c = opaque;
 
-    (void) ngx_atomic_fetch_add(&c->sh->counters.kafka_errors, 1);
+    char  text[320];
 
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         c->sh->counters.broker_up = 0;
     }
 
-    ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-        "Kafka client error (brokers %s, topic \"%s\"): %s: %s",
-        c->brokers, c->topic, rd_kafka_err2name(err), reason);
-}
+    snprintf(text, sizeof(text), "%s: %s", rd_kafka_err2name(err), reason);
 
-
-/*
- * Any thread may log: librdkafka calls back from its own threads.  Writers
- * take a spin lock for the copy; worker 0 reads without one.
- */
-
-static void
-ngx_http_dashstream_thread_log(ngx_uint_t level, const char *fmt, ...)
-{
-    int                               n;
-    va_list                           args;
-    uint64_t                          one;
-    ngx_atomic_uint_t                 head;
-    ngx_http_dashstream_mailbox_t    *mb;
-    ngx_http_dashstream_log_entry_t  *e;
-
-    mb = &ngx_http_dashstream_mailbox;
-    one = 1;
-
-    while (!ngx_atomic_cmp_set(&mb->lock, 0, 1)) {
-        ngx_cpu_pause();
-    }
-
-    head = mb->head;
-
-    if (head - __atomic_load_n(&mb->tail, __ATOMIC_ACQUIRE)
-        >= NGX_HTTP_DASHSTREAM_LOG_SLOTS)
-    {
-        (void) ngx_atomic_fetch_add(&mb->lost, 1);
-        __atomic_store_n(&mb->lock, 0, __ATOMIC_RELEASE);
-        return;
-    }
-
-    e = &mb->entry[head % NGX_HTTP_DASHSTREAM_LOG_SLOTS];
-
-    va_start(args, fmt);
-    n = vsnprintf((char *) e->text, sizeof(e->text), fmt, args);
-    va_end(args);
-
-    e->len = n < 0 ? 0 : ngx_min((size_t) n, sizeof(e->text) - 1);
-    e->level = level;
-
-    __atomic_store_n(&mb->head, head + 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&mb->lock, 0, __ATOMIC_RELEASE);
-
-    if (ngx_http_dashstream_consumer) {
-        (void) write(ngx_http_dashstream_consumer->wake_fds[0], &one,
-                     sizeof(one));
-    }
-}
-
-
-static uint64_t
-ngx_http_dashstream_monotonic_ms(void)
-{
-    struct timespec  ts;
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
-static char *
-ngx_http_dashstream_cstr(ngx_str_t *s)
-{
-    char  *p;
-
-    p = ngx_alloc(s->len + 1, ngx_cycle->log);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, s->data, s->len);
-    p[s->len] = '\0';
-
-    return p;
+    ngx_http_dashstream_consumer_fail(c, err, text);
 }

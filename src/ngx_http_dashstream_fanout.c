@@ -32,6 +32,7 @@ typedef struct {
     ngx_queue_t                      live;
     ngx_queue_t                      behind;
     int                             *wake_slot;
+    ngx_int_t                        slot;        /* in sh->workers */
     u_char                          *rec_buf;
     size_t                           rec_cap;
     ngx_uint_t                       exiting;
@@ -48,6 +49,8 @@ static ngx_int_t ngx_http_dashstream_fanout_record(
     u_char *pos);
 static ngx_http_dashstream_frame_t *ngx_http_dashstream_fanout_frame(
     ngx_http_dashstream_rec_t *rec);
+static void ngx_http_dashstream_fanout_latency(
+    ngx_http_dashstream_worker_t *w, ngx_http_dashstream_rec_t *rec);
 static void ngx_http_dashstream_fanout_shutdown(
     ngx_http_dashstream_worker_t *w);
 static void ngx_http_dashstream_fanout_go_live(
@@ -70,6 +73,7 @@ ngx_http_dashstream_fanout_init(ngx_cycle_t *cycle,
 
     w->sh = ngx_http_dashstream_shctx(cycle);
     w->ring = w->sh->ring;
+    w->slot = ngx_http_dashstream_worker_register(w->sh, ngx_pid);
     w->live_seq = ngx_http_dashstream_ring_head(w->ring);
     ngx_queue_init(&w->live);
     ngx_queue_init(&w->behind);
@@ -136,6 +140,9 @@ ngx_http_dashstream_fanout_exit(ngx_cycle_t *cycle)
         w->wake = NULL;
         *w->wake_slot = -1;
     }
+
+    ngx_http_dashstream_worker_unregister(w->sh, w->slot);
+    w->slot = NGX_ERROR;
 }
 
 
@@ -175,15 +182,36 @@ ngx_http_dashstream_fanout_read(uint64_t seq, ngx_http_dashstream_rec_t *rec)
 void
 ngx_http_dashstream_fanout_add(ngx_http_dashstream_sub_t *sub)
 {
-    ngx_queue_insert_tail(&ngx_http_dashstream_worker.behind, &sub->queue);
+    ngx_http_dashstream_worker_t  *w;
+
+    w = &ngx_http_dashstream_worker;
+
+    ngx_queue_insert_tail(&w->behind, &sub->queue);
+
+    (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers, 1);
+    (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers_total, 1);
+
+    if (w->slot >= 0) {
+        (void) ngx_atomic_fetch_add(&w->sh->workers[w->slot].subscribers, 1);
+    }
 }
 
 
 void
 ngx_http_dashstream_fanout_remove(ngx_http_dashstream_sub_t *sub)
 {
+    ngx_http_dashstream_worker_t  *w;
+
+    w = &ngx_http_dashstream_worker;
+
     ngx_queue_remove(&sub->queue);
     sub->live = 0;
+
+    (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers, -1);
+
+    if (w->slot >= 0) {
+        (void) ngx_atomic_fetch_add(&w->sh->workers[w->slot].subscribers, -1);
+    }
 }
 
 
@@ -206,7 +234,7 @@ ngx_http_dashstream_fanout_wake(ngx_event_t *ev)
     }
 
     if (ngx_worker == 0) {
-        ngx_http_dashstream_consumer_drain_log(ev->log);
+        ngx_http_dashstream_thread_log_drain(ev->log);
     }
 
     if (!w->exiting) {
@@ -330,6 +358,8 @@ ngx_http_dashstream_fanout_deliver(ngx_http_dashstream_worker_t *w,
             if (frame == NULL) {
                 return;
             }
+
+            ngx_http_dashstream_fanout_latency(w, rec);
         }
 
         need = frame->len
@@ -360,6 +390,36 @@ ngx_http_dashstream_fanout_deliver(ngx_http_dashstream_worker_t *w,
     if (frame && frame->refs == 0) {
         ngx_free(frame);
     }
+}
+
+
+/*
+ * End-to-end latency, producer to subscriber queue: the DashStream header
+ * timestamp if the producer set one, else the Kafka timestamp.
+ */
+
+static void
+ngx_http_dashstream_fanout_latency(ngx_http_dashstream_worker_t *w,
+    ngx_http_dashstream_rec_t *rec)
+{
+    double    from_ms;
+    uint64_t  now;
+
+    if (rec->meta.producer_ts_us > 0) {
+        from_ms = rec->meta.producer_ts_us / 1000.0;
+
+    } else if (rec->meta.kafka_ts_ms > 0) {
+        from_ms = (double) rec->meta.kafka_ts_ms;
+
+    } else {
+        return;
+    }
+
+    now = ngx_http_dashstream_realtime_ms();
+
+    ngx_http_dashstream_hist_observe(&w->sh->counters.e2e_latency,
+                                     ngx_http_dashstream_e2e_buckets,
+                                     now > from_ms ? now - from_ms : 0);
 }
 
 

@@ -23,7 +23,8 @@
 
 typedef struct {
     rd_kafka_conf_t   *tmpl;
-    const char        *group_id;        /* NULL: no consumer group */
+    const char        *group_id;
+    unsigned           commit:1;        /* group mode: join and commit */
     const char        *offset_reset;    /* "latest" or "earliest" */
     unsigned           session_timeout_ms;
     void              *opaque;
@@ -45,6 +46,10 @@ typedef struct {
  */
 rd_kafka_t *ngx_http_dashstream_kafka_client(int role,
     const ngx_http_dashstream_kafka_params_t *kp, char *err, size_t err_cap);
+
+/* the error_type label of a librdkafka error: NGX_HTTP_DASHSTREAM_KERR_* */
+unsigned ngx_http_dashstream_kafka_error_type(int err);
+const char *ngx_http_dashstream_kafka_error_label(unsigned type);
 
 
 #endif /* _NGX_HTTP_DASHSTREAM_KAFKA_H_INCLUDED_ */

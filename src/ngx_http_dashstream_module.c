@@ -31,6 +31,8 @@ static char *ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_dashstream_stream_metrics(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_dashstream_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_dashstream_set_handler(ngx_conf_t *cf,
@@ -60,6 +62,16 @@ static ngx_conf_enum_t  ngx_http_dashstream_slow_policies[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_dashstream_partitions_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_dashstream_series_bounds = {
+    ngx_conf_check_num_bounds, 0, NGX_HTTP_DASHSTREAM_MAX_SERIES
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_dashstream_threads_bounds = {
+    ngx_conf_check_num_bounds, 16, 16 * 1024 * 1024
 };
 
 
@@ -120,6 +132,41 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, session_timeout),
       NULL },
+
+    { ngx_string("dashstream_lag_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, lag_interval),
+      NULL },
+
+    { ngx_string("dashstream_lag_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, lag_timeout),
+      NULL },
+
+    { ngx_string("dashstream_stream_metrics"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_dashstream_stream_metrics,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dashstream_stream_max_series"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, stream_max_series),
+      &ngx_http_dashstream_series_bounds },
+
+    { ngx_string("dashstream_sequence_threads"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, seq_threads),
+      &ngx_http_dashstream_threads_bounds },
 
     { ngx_string("dashstream_websocket"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
@@ -376,6 +423,11 @@ ngx_http_dashstream_create_main_conf(ngx_conf_t *cf)
     dmcf->offset_reset = NGX_CONF_UNSET_UINT;
     dmcf->max_message_size = NGX_CONF_UNSET_SIZE;
     dmcf->session_timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->lag_interval = NGX_CONF_UNSET_MSEC;
+    dmcf->lag_timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->stream_max_series = NGX_CONF_UNSET_UINT;
+    dmcf->seq_threads = NGX_CONF_UNSET_UINT;
+    dmcf->dlq_mode = NGX_CONF_UNSET_UINT;
 
     return dmcf;
 }
@@ -386,6 +438,7 @@ ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_dashstream_main_conf_t *dmcf = conf;
 
+    char               **allow;
     size_t               zone_size;
     ngx_pool_cleanup_t  *cln;
 
@@ -402,6 +455,43 @@ ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
                              NGX_HTTP_DASHSTREAM_RESET_LATEST);
     ngx_conf_init_size_value(dmcf->max_message_size, 1024 * 1024);
     ngx_conf_init_msec_value(dmcf->session_timeout, 6000);
+    ngx_conf_init_msec_value(dmcf->lag_interval, 5000);
+    ngx_conf_init_msec_value(dmcf->lag_timeout, 2000);
+    ngx_conf_init_uint_value(dmcf->stream_max_series, 64);
+    ngx_conf_init_uint_value(dmcf->seq_threads, 10000);
+    ngx_conf_init_uint_value(dmcf->dlq_mode,
+                             NGX_HTTP_DASHSTREAM_DLQ_BEST_EFFORT);
+
+    if (dmcf->security_protocol.data == NULL) {
+        ngx_str_set(&dmcf->security_protocol, "plaintext");
+    }
+
+    if (dmcf->dlq_topic.data == NULL) {
+        dmcf->dlq_topic.len = dmcf->topic.len + sizeof("-dlq") - 1;
+        dmcf->dlq_topic.data = ngx_pnalloc(cf->pool, dmcf->dlq_topic.len);
+        if (dmcf->dlq_topic.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_sprintf(dmcf->dlq_topic.data, "%V-dlq", &dmcf->topic);
+    }
+
+    if (dmcf->stream_allow) {
+        allow = ngx_array_push(dmcf->stream_allow);
+        if (allow == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *allow = NULL;
+    }
+
+    if (dmcf->lag_timeout >= dmcf->lag_interval) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dashstream_lag_timeout\" (%M ms) must be shorter "
+                      "than \"dashstream_lag_interval\" (%M ms)",
+                      dmcf->lag_timeout, dmcf->lag_interval);
+        return NGX_CONF_ERROR;
+    }
 
     if (dmcf->used_file == NULL) {
         return NGX_CONF_OK;
@@ -705,6 +795,49 @@ ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_stream_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    char       **name;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    if (dmcf->stream_allow == NULL) {
+        dmcf->stream_allow = ngx_array_create(cf->pool, 8, sizeof(char *));
+        if (dmcf->stream_allow == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (value[i].len == 0
+            || value[i].len >= NGX_HTTP_DASHSTREAM_NAME_LEN)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid metric name \"%V\": 1 to %d "
+                               "characters", &value[i],
+                               NGX_HTTP_DASHSTREAM_NAME_LEN - 1);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(dmcf->stream_allow);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* ngx_conf_t strings are NUL-terminated */
+        *name = (char *) value[i].data;
     }
 
     return NGX_CONF_OK;

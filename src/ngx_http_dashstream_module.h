@@ -13,14 +13,13 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ngx_http_dashstream_ring.h"
+#include "ngx_http_dashstream_zone.h"
+#include "ngx_http_dashstream_thread.h"
 
 
 #define NGX_HTTP_DASHSTREAM_VERSION         "0.1.0"
 #define NGX_HTTP_DASHSTREAM_DEFAULT_TOPIC   "dashstream-quality"
 #define NGX_HTTP_DASHSTREAM_DEFAULT_GROUP   "ngx-dashstream"
-
-/* partitions are indexed directly in the zone's partition table */
-#define NGX_HTTP_DASHSTREAM_MAX_PARTITIONS  1024
 
 #define NGX_HTTP_DASHSTREAM_MODE_GROUP      0
 #define NGX_HTTP_DASHSTREAM_MODE_BROADCAST  1
@@ -31,75 +30,15 @@
 #define NGX_HTTP_DASHSTREAM_PROTO_DASHFLOW  0
 #define NGX_HTTP_DASHSTREAM_PROTO_RAW       1
 
+#define NGX_HTTP_DASHSTREAM_DLQ_BEST_EFFORT  0
+#define NGX_HTTP_DASHSTREAM_DLQ_FAIL_CLOSED  1
+
 #define NGX_HTTP_DASHSTREAM_SLOW_DROP       0
 #define NGX_HTTP_DASHSTREAM_SLOW_CLOSE      1
 
 
 typedef struct ngx_http_dashstream_consumer_s  ngx_http_dashstream_consumer_t;
 typedef struct ngx_http_dashstream_sub_s       ngx_http_dashstream_sub_t;
-
-
-/*
- * Everything below lives in the shared zone and is written by the consumer
- * thread of one worker and read by all workers.  Values are plain 64-bit
- * words accessed with ngx_atomic_* or single aligned loads and stores.
- */
-
-typedef struct {
-    ngx_atomic_t                    last_written;   /* offset + 1, 0: none */
-    ngx_atomic_t                    assigned;
-    ngx_atomic_t                    position;       /* next offset to read */
-    ngx_atomic_t                    messages;
-} ngx_http_dashstream_part_t;
-
-
-typedef struct {
-    ngx_atomic_t                    messages_ok;
-    ngx_atomic_t                    messages_error;
-    ngx_atomic_t                    duplicates_skipped;
-    ngx_atomic_t                    bytes_consumed;
-    ngx_atomic_t                    kafka_errors;
-    ngx_atomic_t                    rebalances;
-    ngx_atomic_t                    consumer_starts;
-    ngx_atomic_t                    broker_up;
-
-    ngx_atomic_t                    subscribers;
-    ngx_atomic_t                    subscribers_total;
-    ngx_atomic_t                    frames_sent;
-    ngx_atomic_t                    bytes_sent;
-    ngx_atomic_t                    dropped_slow;
-    ngx_atomic_t                    dropped_overtaken;
-    ngx_atomic_t                    closed_slow;
-    ngx_atomic_t                    resumes;
-    ngx_atomic_t                    replayed;
-    ngx_atomic_t                    handshake_rejected;
-    ngx_atomic_t                    protocol_errors;
-} ngx_http_dashstream_counters_t;
-
-
-typedef struct {
-    uint32_t                        magic;
-    uint32_t                        layout;
-
-    /* ring writer lease: exactly one consumer writes at any moment */
-    ngx_atomic_t                    writer_pid;
-    ngx_atomic_t                    writer_beat;    /* ms since the epoch */
-    ngx_atomic_t                    writer_generation;
-
-    ngx_atomic_t                    partitions;     /* known to the writer */
-
-    ngx_http_dashstream_counters_t  counters;
-    ngx_http_dashstream_part_t      part[NGX_HTTP_DASHSTREAM_MAX_PARTITIONS];
-
-    ngx_http_dashstream_ring_t     *ring;
-} ngx_http_dashstream_shctx_t;
-
-
-typedef struct {
-    ngx_http_dashstream_shctx_t    *sh;
-    ngx_slab_pool_t                *shpool;
-    ngx_uint_t                      records;        /* ring slots asked for */
-} ngx_http_dashstream_zone_ctx_t;
 
 
 typedef struct {
@@ -110,6 +49,16 @@ typedef struct {
     ngx_uint_t                      offset_reset;
     size_t                          max_message_size;
     ngx_msec_t                      session_timeout;
+    ngx_msec_t                      lag_interval;
+    ngx_msec_t                      lag_timeout;
+    ngx_array_t                    *stream_allow;   /* char *, NULL ends */
+    ngx_uint_t                      stream_max_series;
+    ngx_uint_t                      seq_threads;
+
+    ngx_str_t                       security_protocol;
+    ngx_str_t                       sasl_mechanism;
+    ngx_str_t                       dlq_topic;
+    ngx_uint_t                      dlq_mode;
 
     ngx_shm_zone_t                 *shm_zone;
     rd_kafka_conf_t                *kafka_conf;    /* validated at -t time */
@@ -147,7 +96,6 @@ extern ngx_module_t  ngx_http_dashstream_module;
 
 
 /* zone */
-ngx_int_t ngx_http_dashstream_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_dashstream_shctx_t *ngx_http_dashstream_shctx(ngx_cycle_t *cycle);
 
 /* consumer thread, in worker 0 */
@@ -155,7 +103,6 @@ ngx_int_t ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
     ngx_http_dashstream_main_conf_t *dmcf);
 void ngx_http_dashstream_consumer_stop(ngx_cycle_t *cycle);
 void ngx_http_dashstream_consumer_join(ngx_cycle_t *cycle);
-void ngx_http_dashstream_consumer_drain_log(ngx_log_t *log);
 
 /* kafka client builder */
 rd_kafka_conf_t *ngx_http_dashstream_kafka_conf(ngx_conf_t *cf,

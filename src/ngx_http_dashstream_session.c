@@ -46,8 +46,10 @@ ngx_http_dashstream_session_message(ngx_http_dashstream_sub_t *sub, u_char *p,
     char                                 errmsg[160];
     size_t                               cap;
     const char                          *code;
+    ngx_connection_t                    *c;
     ngx_http_dashstream_dashflow_msg_t   m;
 
+    c = sub->connection;
     cap = sub->dlcf->resume_max_partitions;
 
     ngx_memzero(&m, sizeof(m));
@@ -94,7 +96,11 @@ done:
     ngx_free(m.threads);
     ngx_free(m.scratch);
 
-    ngx_http_dashstream_sub_flush(sub);
+    /* a resume pumps and flushes, which may have closed the connection */
+
+    if (!c->destroyed) {
+        ngx_http_dashstream_sub_flush(sub);
+    }
 }
 
 

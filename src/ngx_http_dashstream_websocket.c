@@ -116,9 +116,6 @@ ngx_http_dashstream_websocket_handler(ngx_http_request_t *r)
 
     r->connection->log->action = "streaming to a websocket subscriber";
 
-    (void) ngx_atomic_fetch_add(&sh->counters.subscribers, 1);
-    (void) ngx_atomic_fetch_add(&sh->counters.subscribers_total, 1);
-
     ngx_http_dashstream_fanout_add(sub);
 
     ngx_add_timer(&sub->ping, sub->dlcf->ping_interval);
@@ -1130,9 +1127,6 @@ ngx_http_dashstream_ws_detach(ngx_http_dashstream_sub_t *sub)
 
     ngx_http_dashstream_fanout_remove(sub);
     ngx_http_dashstream_session_free(sub);
-
-    (void) ngx_atomic_fetch_add(
-               &ngx_http_dashstream_fanout_sh()->counters.subscribers, -1);
 
     for (out = sub->out; out; out = next) {
         next = out->next;

@@ -13,7 +13,7 @@
 #define NGX_HTTP_DASHSTREAM_ZONE_MAGIC   0x64736873  /* "dshs" */
 
 /* bumped whenever ngx_http_dashstream_shctx_t changes shape */
-#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  1
+#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  2
 
 /* slab pages kept back for small allocations after the ring */
 #define NGX_HTTP_DASHSTREAM_ZONE_RESERVE  32
@@ -27,6 +27,21 @@ static ngx_http_dashstream_shctx_t *ngx_http_dashstream_zone_previous(
     ngx_shm_zone_t *shm_zone, size_t *size);
 static ngx_int_t ngx_http_dashstream_zone_compatible(ngx_shm_zone_t *shm_zone,
     ngx_http_dashstream_shctx_t *sh);
+
+
+/* each list ends with 0 */
+
+const double  ngx_http_dashstream_lag_poll_buckets[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 0
+};
+
+const double  ngx_http_dashstream_e2e_buckets[] = {
+    1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 0
+};
+
+const double  ngx_http_dashstream_tool_buckets[] = {
+    0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 0
+};
 
 
 ngx_int_t
@@ -283,4 +298,121 @@ ngx_http_dashstream_shctx(ngx_cycle_t *cycle)
     ctx = dmcf->shm_zone->data;
 
     return ctx->sh;
+}
+
+
+void
+ngx_http_dashstream_hist_observe(ngx_http_dashstream_hist_t *h,
+    const double *bounds, double v)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; bounds[i] != 0; i++) {
+        if (v <= bounds[i]) {
+            (void) ngx_atomic_fetch_add(&h->bucket[i], 1);
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&h->sum,
+                                (ngx_atomic_int_t) (v < 0 ? 0 : v * 1e6));
+    (void) ngx_atomic_fetch_add(&h->count, 1);
+}
+
+
+/*
+ * A seqlock: the one writer makes gen odd, copies, makes it even; a reader
+ * retries while gen is odd or changed under it.
+ */
+
+void
+ngx_http_dashstream_note_set(ngx_http_dashstream_note_t *note, uint64_t ms,
+    const char *text)
+{
+    size_t  len;
+
+    __atomic_fetch_add(&note->gen, 1, __ATOMIC_ACQ_REL);
+
+    len = ngx_min(ngx_strlen(text), NGX_HTTP_DASHSTREAM_ERROR_LEN - 1);
+
+    ngx_memcpy(note->text, text, len);
+    note->text[len] = '\0';
+    note->ms = ms;
+
+    __atomic_fetch_add(&note->gen, 1, __ATOMIC_RELEASE);
+}
+
+
+size_t
+ngx_http_dashstream_note_get(ngx_http_dashstream_note_t *note, u_char *buf,
+    size_t size, uint64_t *ms)
+{
+    size_t             len;
+    ngx_uint_t         tries;
+    ngx_atomic_uint_t  gen;
+
+    for (tries = 0; tries < 100; tries++) {
+        gen = __atomic_load_n(&note->gen, __ATOMIC_ACQUIRE);
+
+        if (gen & 1) {
+            continue;
+        }
+
+        len = ngx_min(ngx_strnlen(note->text, NGX_HTTP_DASHSTREAM_ERROR_LEN),
+                      size);
+        ngx_memcpy(buf, note->text, len);
+        *ms = note->ms;
+
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+
+        if (__atomic_load_n(&note->gen, __ATOMIC_RELAXED) == gen) {
+            return len;
+        }
+    }
+
+    *ms = 0;
+
+    return 0;
+}
+
+
+/*
+ * A slot per worker process for the per-worker subscriber counts of the
+ * status page.  Slots of processes that are gone are taken back.
+ */
+
+ngx_int_t
+ngx_http_dashstream_worker_register(ngx_http_dashstream_shctx_t *sh,
+    ngx_pid_t pid)
+{
+    ngx_uint_t          i;
+    ngx_atomic_uint_t   old;
+
+    for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_WORKERS; i++) {
+        old = sh->workers[i].pid;
+
+        if (old != 0 && (kill((pid_t) old, 0) == 0 || ngx_errno != NGX_ESRCH)) {
+            continue;
+        }
+
+        if (ngx_atomic_cmp_set(&sh->workers[i].pid, old,
+                               (ngx_atomic_uint_t) pid))
+        {
+            sh->workers[i].subscribers = 0;
+            return (ngx_int_t) i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+void
+ngx_http_dashstream_worker_unregister(ngx_http_dashstream_shctx_t *sh,
+    ngx_int_t slot)
+{
+    if (slot >= 0) {
+        sh->workers[slot].subscribers = 0;
+        sh->workers[slot].pid = 0;
+    }
 }

@@ -286,12 +286,14 @@ def test_promtool_rejects_broken_text(text):
         prom.check(text)
 
 
-def test_promtool_legacy_ms_name_needs_explicit_allow():
+def test_promtool_legacy_ms_name_is_the_only_allowed_lint():
     """DESIGN §6 keeps websocket_e2e_latency_ms for old dashboards, but
-    promtool lints the "_ms": a test must allow exactly that line."""
+    promtool lints the "_ms": that exact line is allowed by default, and
+    nothing else."""
     with pytest.raises(prom.PromtoolError, match="abbreviated units"):
-        prom.check(LEGACY_MS)
-    prom.check(LEGACY_MS, allow=(prom.LEGACY_MS_LINT,))
+        prom.check(LEGACY_MS, allow=())
+    assert prom.KNOWN_LINT == (prom.LEGACY_MS_LINT,)
+    prom.check(LEGACY_MS)
     with pytest.raises(prom.PromtoolError, match="lat_ms"):
         prom.check(LEGACY_MS + BROKEN_EXPOSITION[-1],
                    allow=(prom.LEGACY_MS_LINT,))

@@ -63,7 +63,7 @@ def wait_consumed(ng, n, timeout=60):
 
 
 def wait_assigned(ng, topic, partitions, timeout=30):
-    key = ("dashstream_kafka_assigned_partitions",
+    key = ("websocket_kafka_assigned_partitions",
            frozenset({("topic", topic)}))
     net.wait_for(lambda: metrics(ng).get(key) == partitions, timeout, 0.1,
                  "%d partitions assigned" % partitions)
@@ -380,7 +380,7 @@ def test_kill_worker0_resumes_consumption_without_duplicates(nginx, kafka,
                                   for i in range(300)])
     wait_consumed(ng, 300)
 
-    writer = status(ng)["writer_pid"]
+    writer = status(ng)["consumer"]["writer_pid"]
     assert writer in ng.worker_pids()
     os.kill(writer, signal.SIGKILL)
     killed = time.monotonic()
@@ -390,7 +390,7 @@ def test_kill_worker0_resumes_consumption_without_duplicates(nginx, kafka,
     net.wait_for(lambda: consumed(ng) >= 600, 20, 0.1,
                  "consumption resumed after kill -9")
     assert time.monotonic() - killed < 10
-    assert status(ng)["writer_pid"] not in (0, writer)
+    assert status(ng)["consumer"]["writer_pid"] not in (0, writer)
 
     # the ring holds each record once: a replay from the start shows it
     c = wslib.Client(ng.ws_url("/ws"))

@@ -33,6 +33,12 @@ class PromtoolError(AssertionError):
 LEGACY_MS_LINT = "websocket_e2e_latency_ms metric names should not contain" \
     " abbreviated units"
 
+# The one lint complaint the module's output is allowed: DESIGN.md section 6
+# keeps the reference system's name websocket_e2e_latency_ms so that existing
+# dashboards keep working, and promtool's linter dislikes the "_ms" unit.
+# docs/metrics.md says so.  Everything else must be clean.
+KNOWN_LINT = (LEGACY_MS_LINT,)
+
 SUFFIXES = {"counter": ("_total", "_created"),
             "histogram": ("_bucket", "_sum", "_count", "_created"),
             "summary": ("_sum", "_count", "_created"),
@@ -88,7 +94,7 @@ def structure_problems(text):
     return problems
 
 
-def check(text, allow=(), timeout=30):
+def check(text, allow=KNOWN_LINT, timeout=30):
     """Run `promtool check metrics` on text and the structure checks above;
     raise PromtoolError on any complaint (non-zero exit or any output, lint
     warnings included) except lines listed verbatim in allow."""
@@ -139,7 +145,7 @@ def select(samples, name, **labels):
             if n == name and want <= lab}
 
 
-def scrape(url, timeout=10, allow=()):
+def scrape(url, timeout=10, allow=KNOWN_LINT):
     """GET url, check() the body, parse it: Scrape(text, samples, types,
     content_type).  Raises on a non-200 status."""
     u = urllib.parse.urlsplit(url)

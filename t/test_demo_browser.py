@@ -1,0 +1,271 @@
+"""`make demo` end to end in a real browser (issue 7).
+
+tools/demo/run.sh starts the librdkafka mock cluster, the traffic generator
+and nginx, as `make demo` does, on free ports.  Debian's headless Chromium
+loads the live page; live messages arrive; the stream is cut twice (an
+nginx reload, whose old workers close subscribers with 1001, and the page
+closing its own socket) and the page resumes from its cursors.  Then the
+(partition, offset) pairs the page applied are compared with the topic
+read back from the mock cluster: every decodable message in the range,
+none twice, in order.  Finally the script gets SIGINT, as from Ctrl-C, and
+nothing it started may be left.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from lib import browser, net, procs
+from lib import dashstream as ds
+from lib.nginx import BAD_LEVELS, LOG_LINE, NGINX
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(REPO, "tools", "demo", "run.sh")
+MALFORMED = "dashstream-demo-malformed"
+TOPIC = "dashstream-quality"
+
+
+@pytest.fixture(scope="session")
+def mock_cluster(workdir):
+    """tools/demo/mock_cluster.c, built as the Makefile builds it."""
+    out = os.path.join(workdir, "mock_cluster")
+    subprocess.run(["gcc", "-std=gnu11", "-O2", "-W", "-Wall",
+                    "-Wpointer-arith", "-Wno-unused-parameter", "-Werror",
+                    "-o", out,
+                    os.path.join(REPO, "tools", "demo", "mock_cluster.c"),
+                    "-lrdkafka", "-lpthread"], check=True, timeout=120)
+    return out
+
+
+def session_members(sids):
+    """(pid, cmdline) of live processes in any of these sessions."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[3]) in sids:
+            out.append((int(name), cmd.strip()))
+    return out
+
+
+class Demo:
+    """run.sh with its pieces on free ports, in a private prefix."""
+
+    def __init__(self, workdir, module, mock, rate=40):
+        self.prefix = os.path.join(workdir, "demo-%d" % time.monotonic_ns())
+        os.makedirs(self.prefix)
+        os.chmod(self.prefix, 0o755)
+        self.port = net.free_port()
+        self.ready = os.path.join(self.prefix, "ready")
+        self.env = dict(os.environ, MODULE=module, MOCK_CLUSTER=mock,
+                        DASHSTREAM_GEN=os.path.dirname(ds.pb.__file__),
+                        DEMO_PREFIX=self.prefix, PORT=str(self.port),
+                        RATE=str(rate), DEMO_READY_FILE=self.ready,
+                        BROKERS="")
+        self.out_path = os.path.join(self.prefix, "run.out")
+        self.proc = None
+        self.children = []
+
+    def start(self, timeout=30):
+        with open(self.out_path, "wb") as out:
+            self.proc = procs.spawn([RUN], stdout=out, stderr=out,
+                                    env=self.env, tag="demo")
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("run.sh exited with %s:\n%s"
+                                     % (self.proc.returncode, self.output()))
+            return os.path.exists(self.ready)
+        net.wait_for(up, timeout, 0.1, "the demo to come up")
+        with open(self.ready) as f:
+            self.urls = dict(line.rstrip("\n").split("=", 1)
+                             for line in f if "=" in line)
+        # run.sh's children each lead a session of their own
+        self.children = [int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], stdout=subprocess.PIPE,
+            check=False).stdout.split()]
+        return self
+
+    @property
+    def brokers(self):
+        return self.urls["brokers"]
+
+    def output(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def nginx_cmd(self, *extra):
+        conf = os.path.join(self.prefix, "nginx.conf")
+        return [NGINX, "-p", self.prefix + "/", "-c", conf,
+                "-e", os.path.join(self.prefix, "logs", "error.log")] \
+            + list(extra)
+
+    def error_log(self):
+        with open(os.path.join(self.prefix, "logs", "error.log"),
+                  errors="replace") as f:
+            return f.read()
+
+    def interrupt(self, timeout=30):
+        """SIGINT to run.sh, as Ctrl-C does: (exit code, leftovers)."""
+        if self.proc is None:
+            return None, []
+        sids = set(self.children)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        left = session_members(sids)
+        procs.stop(self.proc, signal.SIGKILL, 5)
+        for sid in sids:            # never leave anything behind
+            try:
+                os.killpg(sid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.proc = None
+        return rc, left
+
+
+def bad_log_lines(text):
+    return [line for line in text.splitlines()
+            if (m := LOG_LINE.match(line)) and m.group(1) in BAD_LEVELS]
+
+
+def page_state(page):
+    return page.evaluate("window.dashDemo.state()")
+
+
+def wait_page(page, pred, timeout, what):
+    last = {}
+
+    def check():
+        last["s"] = s = page_state(page)
+        return pred(s)
+    try:
+        net.wait_for(check, timeout, 0.2, what)
+    except TimeoutError as e:
+        raise AssertionError("%s; page state: %s" % (e, last.get("s")))
+    return last["s"]
+
+
+def read_topic(brokers, ranges, timeout=20):
+    """{partition: [(offset, malformed)]} for each (first, last) range."""
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "demo-check",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(TOPIC, p, lo) for p, (lo, hi)
+                  in ranges.items()])
+        got = {p: [] for p in ranges}
+        deadline = time.monotonic() + timeout
+        while any(not got[p] or got[p][-1][0] < hi
+                  for p, (lo, hi) in ranges.items()):
+            assert time.monotonic() < deadline, "topic not read back"
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            if m.offset() <= ranges[m.partition()][1]:
+                malformed = any(k == MALFORMED for k, _ in m.headers() or ())
+                got[m.partition()].append((m.offset(), malformed))
+        return got
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(120)
+def test_live_page_resumes_without_gaps(module, mock_cluster, workdir):
+    if not browser.available():
+        pytest.skip("chromium is not installed (tools/install-deps.sh test)")
+    demo = Demo(workdir, module, mock_cluster)
+    b = browser.Browser(workdir)
+    try:
+        demo.start()
+        b.start()
+        page = b.page()
+        page.navigate(demo.urls["page"] + "?record=1")
+
+        # live messages arrive, decoded, with status and metrics polled
+        s = wait_page(page, lambda s: s["replayCompletes"] >= 1
+                      and s["received"] >= 40 and s["statusLoaded"]
+                      and s["metricsLoaded"], 20, "live messages")
+        assert s["state"] == "open" and s["connects"] == 1
+        assert s["lastReplay"]["mode"] == "latest"
+        assert s["activeThreads"] >= 1
+        assert {"event", "token_chunk", "tool_execution"} <= set(s["kinds"])
+
+        # cut 1: nginx reload; the old workers close subscribers with 1001
+        before = s["received"]
+        subprocess.run(demo.nginx_cmd("-s", "reload"), check=True,
+                       timeout=30)
+        s = wait_page(page, lambda s: s["replayCompletes"] >= 2
+                      and s["received"] >= before + 40, 30,
+                      "the stream to resume after the reload")
+        assert s["connects"] == 2
+        assert s["lastClose"].startswith("1001"), s["lastClose"]
+        assert s["lastReplay"]["mode"] == "cursor"
+        assert s["lastReplay"]["complete"] is True, s["lastReplay"]
+
+        # cut 2: the page drops its own socket and stays away 2 s, so the
+        # server has messages to replay from its ring
+        before = s["received"]
+        page.evaluate("window.dashDemo.drop(2000)")
+        s = wait_page(page, lambda s: s["replayCompletes"] >= 3
+                      and s["received"] >= before + 40, 20,
+                      "the stream to resume after the page dropped it")
+        assert s["connects"] == 3
+        assert s["lastClose"].startswith("1000"), s["lastClose"]
+        assert s["lastReplay"]["mode"] == "cursor"
+        assert s["lastReplay"]["complete"] is True, s["lastReplay"]
+        assert s["lastReplay"]["totalReplayed"] >= 20, s["lastReplay"]
+
+        # the page's own counters, also as the DOM shows them
+        assert (s["gaps"], s["duplicates"], s["stale"], s["serverGaps"],
+                s["undecodable"], s["protocolErrors"]) == (0, 0, 0, 0, 0, 0)
+        # the page renders four times a second
+        dom = net.wait_for(lambda: (lambda d: int(d["replayComplete"]) >= 3
+                                    and d)(page.evaluate(
+                                        "Object.assign({}, "
+                                        "document.body.dataset)")),
+                           3, 0.1, "the page to render")
+        assert dom["gaps"] == "0" and dom["duplicates"] == "0"
+        assert int(dom["received"]) >= s["received"]
+        assert page.evaluate("document.getElementById('gaps').textContent"
+                             " + '/' + document.getElementById("
+                             "'duplicates').textContent") == "0/0"
+        assert page.exceptions() == []
+
+        # exact: every decodable message in the range the page covered,
+        # once, in Kafka order; the malformed ones only were left out
+        offsets = page.evaluate("window.dashDemo.offsets()")
+        ranges = {int(p): (v[0], v[-1]) for p, v in offsets.items()}
+        assert len(ranges) >= 2, offsets.keys()
+        topic = read_topic(demo.brokers, ranges)
+        print("page state: %s" % s)
+        print("offsets per partition: %s" % {p: (len(v), v[0], v[-1])
+                                             for p, v in offsets.items()})
+        print("malformed in range: %d" % sum(
+            bad for v in topic.values() for _, bad in v))
+        for p, got in offsets.items():
+            want = [o for o, bad in topic[int(p)] if not bad]
+            assert got == want, "partition %s: page %d, topic %d" % (
+                p, len(got), len(want))
+
+        assert bad_log_lines(demo.error_log()) == []
+    finally:
+        b.stop()
+        rc, left = demo.interrupt()
+    # Ctrl-C: run.sh stops everything and exits 130
+    assert left == [], left
+    assert rc == 130, demo.output()
+    assert "demo: stopped" in demo.output()
