@@ -33,6 +33,12 @@ static char *ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_dashstream_stream_metrics(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_dashstream_max_message_size(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_dashstream_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_dashstream_set_handler(ngx_conf_t *cf,
@@ -63,6 +69,10 @@ static ngx_conf_enum_t  ngx_http_dashstream_slow_policies[] = {
 static ngx_conf_num_bounds_t  ngx_http_dashstream_partitions_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
 };
+
+
+static ngx_conf_post_handler_pt  ngx_http_dashstream_min_message_p =
+    ngx_http_dashstream_min_message;
 
 
 static ngx_conf_num_bounds_t  ngx_http_dashstream_series_bounds = {
@@ -121,7 +131,7 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
 
     { ngx_string("dashstream_max_message_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
+      ngx_http_dashstream_max_message_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, max_message_size),
       NULL },
@@ -215,7 +225,7 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_dashstream_loc_conf_t, max_client_message),
-      NULL },
+      &ngx_http_dashstream_min_message_p },
 
     { ngx_string("dashstream_send_budget"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -230,6 +240,20 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_dashstream_loc_conf_t, slow_policy),
       &ngx_http_dashstream_slow_policies },
+
+    { ngx_string("dashstream_allowed_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_dashstream_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, origins),
+      NULL },
+
+    { ngx_string("dashstream_tenant_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_loc_conf_t, tenant_scope),
+      NULL },
 
     { ngx_string("dashstream_resume_max_partitions"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -519,9 +543,11 @@ ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"dashstream_max_message_size\" %uz is too large "
                       "for dashstream_zone \"%V\" of %uz bytes: one message "
-                      "may use at most 1/8 of the zone",
+                      "may use at most 1/8 of the zone in %s:%ui",
                       dmcf->max_message_size, &dmcf->shm_zone->shm.name,
-                      zone_size);
+                      zone_size, dmcf->size_file ? dmcf->size_file
+                                                 : dmcf->zone_file,
+                      dmcf->size_file ? dmcf->size_line : dmcf->zone_line);
         return NGX_CONF_ERROR;
     }
 
@@ -573,6 +599,8 @@ ngx_http_dashstream_create_loc_conf(ngx_conf_t *cf)
     dlcf->send_budget = NGX_CONF_UNSET_SIZE;
     dlcf->slow_policy = NGX_CONF_UNSET_UINT;
     dlcf->resume_max_partitions = NGX_CONF_UNSET_UINT;
+    dlcf->origins = NGX_CONF_UNSET_PTR;
+    dlcf->tenant_scope = NGX_CONF_UNSET_PTR;
 
     return dlcf;
 }
@@ -596,13 +624,8 @@ ngx_http_dashstream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_DASHSTREAM_SLOW_DROP);
     ngx_conf_merge_uint_value(conf->resume_max_partitions,
                               prev->resume_max_partitions, 256);
-
-    if (conf->max_client_message < 125) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"dashstream_client_max_message\" must be at "
-                           "least 125 bytes");
-        return NGX_CONF_ERROR;
-    }
+    ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
+    ngx_conf_merge_ptr_value(conf->tenant_scope, prev->tenant_scope, NULL);
 
     return NGX_CONF_OK;
 }
@@ -681,6 +704,9 @@ ngx_http_dashstream_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     dmcf->shm_zone->init = ngx_http_dashstream_init_zone;
     dmcf->shm_zone->data = ctx;
 
+    dmcf->zone_file = cf->conf_file->file.name.data;
+    dmcf->zone_line = cf->conf_file->line;
+
     return NGX_CONF_OK;
 }
 
@@ -713,7 +739,8 @@ ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         port = colon ? ngx_atoi(colon + 1, p - colon - 1) : NGX_ERROR;
 
         if (port < 1 || port > 65535 || colon == value[1].data
-            || (colon > value[1].data && colon[-1] == ','))
+            || (colon > value[1].data && colon[-1] == ',')
+            || (p < last && p + 1 == last))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid brokers \"%V\": expected "
@@ -795,6 +822,86 @@ ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_max_message_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_size_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK) {
+        dmcf->size_file = cf->conf_file->file.name.data;
+        dmcf->size_line = cf->conf_file->line;
+    }
+
+    return rv;
+}
+
+
+static char *
+ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dashstream_loc_conf_t *dlcf = conf;
+
+    ngx_str_t   *value, *o;
+    ngx_uint_t   i;
+
+    if (dlcf->origins != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    dlcf->origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                     sizeof(ngx_str_t));
+    if (dlcf->origins == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        /* an origin is scheme://host[:port], without a path */
+
+        if (!(value[i].len == 1 && value[i].data[0] == '*')
+            && (ngx_strlchr(value[i].data, value[i].data + value[i].len, ':')
+                == NULL
+                || ngx_strstrn(value[i].data, "://", 3 - 1) == NULL
+                || value[i].data[value[i].len - 1] == '/'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid origin \"%V\": expected "
+                               "scheme://host[:port] or *", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        o = ngx_array_push(dlcf->origins);
+        if (o == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *o = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *sp = data;
+
+    if (*sp < 125) {
+        return "must be at least 125 bytes, the largest control frame";
     }
 
     return NGX_CONF_OK;

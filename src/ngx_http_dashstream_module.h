@@ -63,9 +63,13 @@ typedef struct {
     ngx_shm_zone_t                 *shm_zone;
     rd_kafka_conf_t                *kafka_conf;    /* validated at -t time */
 
-    /* where a dashstream location first appeared, for config errors */
+    /* where directives appeared, for errors found after the http block */
     u_char                         *used_file;
     ngx_uint_t                      used_line;
+    u_char                         *zone_file;
+    ngx_uint_t                      zone_line;
+    u_char                         *size_file;
+    ngx_uint_t                      size_line;
 
     /* one eventfd per worker, made in the master, inherited by workers */
     int                            *wake_fds;
@@ -83,6 +87,8 @@ typedef struct {
     size_t                          send_budget;
     ngx_uint_t                      slow_policy;
     ngx_uint_t                      resume_max_partitions;
+    ngx_array_t                    *origins;        /* of ngx_str_t */
+    ngx_http_complex_value_t       *tenant_scope;
 } ngx_http_dashstream_loc_conf_t;
 
 

@@ -16,6 +16,15 @@
 #define NGX_HTTP_DASHSTREAM_READ_MAX  16
 
 
+typedef struct {
+    ngx_str_t                    thread;
+    ngx_str_t                    tenant;
+    uint32_t                     types;
+    unsigned                     from_latest:1;
+    unsigned                     from_earliest:1;
+} ngx_http_dashstream_ws_args_t;
+
+
 static ngx_int_t ngx_http_dashstream_ws_check(ngx_http_request_t *r,
     ngx_str_t *key, const char **reason);
 static ngx_table_elt_t *ngx_http_dashstream_ws_header(ngx_http_request_t *r,
@@ -27,12 +36,14 @@ static ngx_int_t ngx_http_dashstream_ws_add_header(ngx_http_request_t *r,
 static ngx_int_t ngx_http_dashstream_ws_accept(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_http_dashstream_sub_t *ngx_http_dashstream_ws_sub(
-    ngx_http_request_t *r);
-static ngx_int_t ngx_http_dashstream_ws_filters(
-    ngx_http_dashstream_sub_t *sub);
+    ngx_http_request_t *r, ngx_http_dashstream_ws_args_t *args);
 static ngx_int_t ngx_http_dashstream_ws_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 static uint32_t ngx_http_dashstream_ws_types(ngx_str_t *v);
+static ngx_int_t ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
+    ngx_http_dashstream_ws_args_t *args, const char **reason);
+static ngx_uint_t ngx_http_dashstream_ws_origin(
+    ngx_http_dashstream_loc_conf_t *dlcf, ngx_str_t *origin);
 static void ngx_http_dashstream_ws_read(ngx_http_request_t *r);
 static void ngx_http_dashstream_ws_write(ngx_http_request_t *r);
 static void ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub,
@@ -56,15 +67,24 @@ static ngx_buf_t    ngx_http_dashstream_bufs[NGX_IOVS_PREALLOCATE];
 ngx_int_t
 ngx_http_dashstream_websocket_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    rc;
-    ngx_str_t                    key;
-    const char                  *reason;
-    ngx_http_dashstream_sub_t   *sub;
-    ngx_http_dashstream_shctx_t *sh;
+    ngx_int_t                      rc;
+    ngx_str_t                      key;
+    const char                    *reason;
+    ngx_http_dashstream_sub_t     *sub;
+    ngx_http_dashstream_shctx_t   *sh;
+    ngx_http_dashstream_ws_args_t  args;
 
     sh = ngx_http_dashstream_fanout_sh();
 
     rc = ngx_http_dashstream_ws_check(r, &key, &reason);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_dashstream_ws_policy(r, &args, &reason);
+
+        if (rc == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            return rc;
+        }
+    }
 
     if (rc != NGX_OK) {
         if (sh) {
@@ -105,7 +125,7 @@ ngx_http_dashstream_websocket_handler(ngx_http_request_t *r)
      * above.
      */
 
-    sub = ngx_http_dashstream_ws_sub(r);
+    sub = ngx_http_dashstream_ws_sub(r, &args);
     if (sub == NULL) {
         return NGX_ERROR;
     }
@@ -384,7 +404,8 @@ ngx_http_dashstream_ws_accept(ngx_http_request_t *r, ngx_str_t *key)
 
 
 static ngx_http_dashstream_sub_t *
-ngx_http_dashstream_ws_sub(ngx_http_request_t *r)
+ngx_http_dashstream_ws_sub(ngx_http_request_t *r,
+    ngx_http_dashstream_ws_args_t *args)
 {
     ngx_pool_cleanup_t         *cln;
     ngx_http_dashstream_sub_t  *sub;
@@ -410,12 +431,14 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r)
     sub->wait.data = sub;
     sub->wait.log = r->connection->log;
 
-    /* DashFlow clients resume first; give them a moment to say from where */
-    sub->waiting = (sub->protocol == NGX_HTTP_DASHSTREAM_PROTO_DASHFLOW);
+    sub->thread = args->thread;
+    sub->tenant = args->tenant;
+    sub->types = args->types;
+    sub->earliest = args->from_earliest;
 
-    if (ngx_http_dashstream_ws_filters(sub) != NGX_OK) {
-        return NULL;
-    }
+    /* DashFlow clients resume first; give them a moment to say from where */
+    sub->waiting = (sub->protocol == NGX_HTTP_DASHSTREAM_PROTO_DASHFLOW
+                    && !args->from_latest && !args->from_earliest);
 
     /* last: from here on the cleanup unlinks and counts the subscriber out */
 
@@ -430,53 +453,6 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r)
     ngx_http_set_ctx(r, sub, ngx_http_dashstream_module);
 
     return sub;
-}
-
-
-static ngx_int_t
-ngx_http_dashstream_ws_filters(ngx_http_dashstream_sub_t *sub)
-{
-    ngx_int_t            rc;
-    ngx_str_t            v;
-    ngx_http_request_t  *r;
-
-    r = sub->request;
-
-    rc = ngx_http_dashstream_ws_arg(r, "thread", &sub->thread);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_dashstream_ws_arg(r, "tenant", &sub->tenant);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_dashstream_ws_arg(r, "type", &v);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_OK) {
-        sub->types = ngx_http_dashstream_ws_types(&v);
-    }
-
-    rc = ngx_http_dashstream_ws_arg(r, "from", &v);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_OK) {
-        if (v.len == 6 && ngx_strncmp(v.data, "latest", 6) == 0) {
-            sub->waiting = 0;
-
-        } else if (v.len == 8 && ngx_strncmp(v.data, "earliest", 8) == 0) {
-            sub->waiting = 0;
-            sub->earliest = 1;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -512,7 +488,7 @@ ngx_http_dashstream_ws_arg(ngx_http_request_t *r, const char *name,
 }
 
 
-/* "type=token_chunk,error" or numbers; an unknown name matches nothing */
+/* "type=token_chunk,error" or the type numbers; 0 for anything unknown */
 
 static uint32_t
 ngx_http_dashstream_ws_types(ngx_str_t *v)
@@ -550,11 +526,120 @@ ngx_http_dashstream_ws_types(ngx_str_t *v)
             }
         }
 
-        types |= (n >= 0 && n < 31) ? (1u << n) : (1u << 31);
+        if (n < 0 || n >= NGX_HTTP_DASHSTREAM_MSG_TYPES) {
+            return 0;
+        }
+
+        types |= 1u << n;
         p++;
     }
 
     return types;
+}
+
+
+/*
+ * What the request asks for and what it is allowed: query arguments,
+ * the origin allow-list and the tenant scope, all checked before the 101,
+ * so that a refusal is a plain HTTP status.
+ */
+
+static ngx_int_t
+ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
+    ngx_http_dashstream_ws_args_t *args, const char **reason)
+{
+    ngx_str_t                        v, scope;
+    ngx_uint_t                       n;
+    ngx_table_elt_t                 *h;
+    ngx_http_dashstream_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dashstream_module);
+
+    ngx_memzero(args, sizeof(ngx_http_dashstream_ws_args_t));
+
+    if (ngx_http_dashstream_ws_arg(r, "thread", &args->thread) == NGX_ERROR
+        || ngx_http_dashstream_ws_arg(r, "tenant", &args->tenant) == NGX_ERROR)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_dashstream_ws_arg(r, "type", &v) == NGX_OK) {
+        args->types = ngx_http_dashstream_ws_types(&v);
+
+        if (args->types == 0) {
+            *reason = "the \"type\" argument lists an unknown message type";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    if (ngx_http_dashstream_ws_arg(r, "from", &v) == NGX_OK) {
+        if (v.len == 6 && ngx_strncmp(v.data, "latest", 6) == 0) {
+            args->from_latest = 1;
+
+        } else if (v.len == 8 && ngx_strncmp(v.data, "earliest", 8) == 0) {
+            args->from_earliest = 1;
+
+        } else {
+            *reason = "the \"from\" argument must be \"latest\" or "
+                      "\"earliest\"";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    h = ngx_http_dashstream_ws_header(r, "Origin", NULL, &n);
+
+    if (dlcf->origins && h && !ngx_http_dashstream_ws_origin(dlcf, &h->value))
+    {
+        *reason = "this origin is not allowed to subscribe";
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (dlcf->tenant_scope == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, dlcf->tenant_scope, &scope) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (scope.len == 0) {
+        *reason = "no tenant scope was established for this request";
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (args->tenant.data
+        && (args->tenant.len != scope.len
+            || ngx_strncmp(args->tenant.data, scope.data, scope.len) != 0))
+    {
+        *reason = "the requested tenant is outside this request's scope";
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    args->tenant = scope;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_dashstream_ws_origin(ngx_http_dashstream_loc_conf_t *dlcf,
+    ngx_str_t *origin)
+{
+    ngx_str_t   *o;
+    ngx_uint_t   i;
+
+    o = dlcf->origins->elts;
+
+    for (i = 0; i < dlcf->origins->nelts; i++) {
+        if ((o[i].len == 1 && o[i].data[0] == '*')
+            || (o[i].len == origin->len
+                && ngx_strncasecmp(o[i].data, origin->data, o[i].len) == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

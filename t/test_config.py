@@ -126,8 +126,6 @@ def test_invalid_brokers(nginx, module, brokers):
                  'host:port[,host:port...]' % brokers, "dashstream_brokers")
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: a trailing comma (an "
-                   "empty last element) passes the brokers check")
 def test_brokers_with_trailing_comma(nginx, module):
     ng, r = check(nginx, http='dashstream_brokers "a:1,";\n' + ZONE)
     assert_fails(ng, r, 'invalid brokers "a:1,": expected '
@@ -273,9 +271,6 @@ def test_default_max_message_size_needs_an_8m_zone(nginx, module):
         '1/8 of the zone']
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: the check runs in "
-                   "init_main_conf with ngx_log_error, so the message has no "
-                   "file:line")
 def test_max_message_size_error_points_at_the_directive(nginx, module):
     ng, r = check(nginx, http=BROKERS + """
         dashstream_zone ds 8m;
@@ -341,14 +336,12 @@ def test_invalid_location_value(nginx, module, directive, value, message):
     assert_fails(ng, r, message, directive)
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: checked in the merge, "
-                   "after the whole http block is read, so the line is not "
-                   "the directive's")
 def test_client_max_message_below_125(nginx, module):
     ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
         location = /ws {
             dashstream_websocket;
             dashstream_client_max_message 100;
         }""")
-    assert_fails(ng, r, '"dashstream_client_max_message" must be at least '
-                 '125 bytes', "dashstream_client_max_message")
+    assert_fails(ng, r, '"dashstream_client_max_message" directive must be '
+                 'at least 125 bytes, the largest control frame',
+                 "dashstream_client_max_message")

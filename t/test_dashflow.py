@@ -334,7 +334,7 @@ FILTERS = [
      and ds.header(m).tenant_id == "tenant-a"
      and ds.kind(m) in ("event", "metrics")),
     ("thread=thread-9", lambda m: False),
-    ("type=nonsense", lambda m: False),
+    ("type=execution_trace", lambda m: False),
     ("", lambda m: True),
 ]
 
@@ -498,3 +498,102 @@ def test_query_filter_values_are_url_decoded(nginx, kafka, make_topic):
     finally:
         for c in (c_thread, c_tenant, c_all):
             c.abort()
+
+
+# -- what a handshake may ask for -----------------------------------------
+
+@pytest.mark.parametrize("query,reason", [
+    ("type=nonsense", 'the "type" argument lists an unknown message type'),
+    ("type=event,bogus", 'the "type" argument lists an unknown message '
+     'type'),
+    ("type=", 'the "type" argument lists an unknown message type'),
+    ("type=10", 'the "type" argument lists an unknown message type'),
+    ("from=bogus", 'the "from" argument must be "latest" or "earliest"'),
+])
+def test_bad_query_arguments_are_refused(nginx, kafka, make_topic, query,
+                                         reason):
+    ng = start(nginx, kafka, make_topic(1))
+    with ws.RawWS(ng.port) as rw:
+        status, _, headers = rw.upgrade("/ws?" + query)
+        assert status == 400
+        assert rw.read_body(headers) == reason.encode() + b"\n"
+
+
+ORIGIN_SERVER = """
+location /ws {
+    dashstream_websocket;
+    dashstream_allowed_origins https://dash.example.com http://localhost:3000;
+}
+location /any {
+    dashstream_websocket;
+    dashstream_allowed_origins *;
+}
+location /scoped {
+    dashstream_websocket;
+    dashstream_tenant_scope $http_x_tenant;
+}
+location /metrics { dashstream_metrics; }
+"""
+
+
+def start_policy(nginx, kafka, topic):
+    ng = nginx(module=True, workers=1, server=ORIGIN_SERVER,
+               http=HTTP_POLICY.format(brokers=kafka.bootstrap, topic=topic))
+    ng.start()
+    return ng
+
+
+HTTP_POLICY = """
+dashstream_brokers {brokers};
+dashstream_topic {topic};
+dashstream_group_id g-{topic};
+dashstream_offset_reset earliest;
+dashstream_zone ds 8m;
+"""
+
+
+@pytest.mark.parametrize("path,origin,status", [
+    ("/ws", "https://dash.example.com", 101),
+    ("/ws", "HTTPS://DASH.EXAMPLE.COM", 101),
+    ("/ws", "http://localhost:3000", 101),
+    ("/ws", "https://evil.example.com", 403),
+    ("/ws", "https://dash.example.com.evil.com", 403),
+    ("/ws", None, 101),
+    ("/any", "https://anything.example", 101),
+])
+def test_origin_allow_list(nginx, kafka, make_topic, path, origin, status):
+    ng = start_policy(nginx, kafka, make_topic(1))
+    headers = {"Origin": origin} if origin else {}
+    with ws.RawWS(ng.port) as rw:
+        got, _, h = rw.upgrade(path, headers=headers)
+        assert got == status
+        if status == 403:
+            assert rw.read_body(h) == \
+                b"this origin is not allowed to subscribe\n"
+
+
+def test_tenant_scope_is_enforced(nginx, kafka, make_topic):
+    topic = make_topic(1)
+    ng = start_policy(nginx, kafka, topic)
+    with ws.RawWS(ng.port) as rw:
+        got, _, h = rw.upgrade("/scoped")
+        assert got == 403
+        assert rw.read_body(h) == \
+            b"no tenant scope was established for this request\n"
+    with ws.RawWS(ng.port) as rw:
+        got, _, h = rw.upgrade("/scoped?tenant=tenant-b",
+                               headers={"X-Tenant": "tenant-a"})
+        assert got == 403
+        assert rw.read_body(h) == \
+            b"the requested tenant is outside this request's scope\n"
+
+    with ws.Client(ng.ws_url("/scoped?from=latest"),
+                   headers={"X-Tenant": "tenant-a"}) as c:
+        msgs = [ds.event(node_id="n%d" % i, tenant_id=t, sequence=i)
+                for i, t in enumerate(["tenant-a", "tenant-b"] * 10)]
+        produced = kafka.produce(topic, msgs)
+        want = [ws.Msg(p.partition, p.offset, p.value)
+                for m, p in zip(msgs, produced)
+                if ds.header(m).tenant_id == "tenant-a"]
+        assert_same_stream(c.recv_messages(10), want)
+        assert c.drain(0.3) == ([], [])
