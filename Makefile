@@ -14,7 +14,7 @@ PYTHON   := /usr/bin/python3
 # Pure C: no nginx types, unit-tested and fuzzed on their own.
 PURE_SRCS := $(wildcard $(addprefix src/ngx_http_dashstream_, \
                  ring.c wsframe.c json.c dashflow.c decode.c expo.c seq.c \
-                 lagmath.c))
+                 lagmath.c dlqrec.c))
 GEN_DIR   := $(BUILD)/gen
 GEN_C     := $(GEN_DIR)/dashstream.pb-c.c
 GEN_PY    := $(GEN_DIR)/dashstream_pb2.py
@@ -88,7 +88,7 @@ $(DEMO_MOCK): tools/demo/mock_cluster.c
 	$(CC) $(DEMO_CFLAGS) -o $@ $< -lrdkafka -lpthread
 
 demo-tools: deps-demo $(GEN_PY)
-	@$(MAKE) --no-print-directory $(DEMO_MOCK)
+	@$(MAKE) --no-print-directory -s $(DEMO_MOCK)
 
 demo: deps-demo module demo-tools
 	@BUILD="$(abspath $(BUILD))" BROKERS="$(BROKERS)" PORT="$(PORT)" \

@@ -34,7 +34,7 @@ ngx_http_dashstream_lag_of(const ngx_http_dashstream_lag_in_t *in,
     end = in->high_watermark ? (int64_t) in->high_watermark - 1 : -1;
 
     if (in->position && (in->position_live || in->trust_position)) {
-        pos = (int64_t) in->position - 1;
+        pos = (int64_t) in->position;
 
     } else if (in->committed) {
         pos = (int64_t) in->committed - 1;

@@ -12,12 +12,13 @@
 
 /*
  * Consumer lag of one assigned partition, from what the consumer thread
- * and the lag poller last stored.  Offsets are stored + 1, 0 meaning
- * "not known" (see ngx_http_dashstream_part_t).
+ * and the lag poller last stored (see ngx_http_dashstream_part_t): the
+ * position is the next offset to process, 0 if none was processed; the
+ * end and committed offsets are stored + 1, 0 meaning "not known".
  */
 
 typedef struct {
-    uint64_t   position;        /* next offset to process, + 1 */
+    uint64_t   position;        /* next offset to process, 0: none */
     uint64_t   position_live;   /* position set since the assignment */
     uint64_t   last_ts_ms;      /* Kafka timestamp of the last processed */
     uint64_t   high_watermark;  /* end offset (LSO if read_committed), + 1 */

@@ -244,7 +244,7 @@ ngx_http_dashstream_status_partitions(u_char *p,
         ngx_http_dashstream_lag_of(&in, now, &out);
 
         if (!part->assigned) {
-            out.position = part->position ? (int64_t) part->position - 1 : -1;
+            out.position = part->position ? (int64_t) part->position : -1;
         }
 
         p = ngx_sprintf(p, "%s{\"partition\":%ui,\"assigned\":%s,"

@@ -67,9 +67,9 @@ typedef struct {
 
 /*
  * One partition of the topic.  "position" is the next offset to process
- * (the last processed offset + 1), "last_written" the last offset in the
- * ring + 1; "high_watermark" and "committed" are the polled offsets + 1.
- * In all four, 0 means "not known".
+ * (the last processed offset + 1, 0 if none was), "last_written" the last
+ * offset in the ring + 1; "high_watermark" and "committed" are the polled
+ * offsets + 1.  In all four, 0 means "not known".
  */
 typedef struct {
     ngx_atomic_t                    assigned;

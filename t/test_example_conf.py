@@ -134,7 +134,8 @@ def test_example_shows_every_directive():
         if m and m.group(1) not in ("dashstream_websocket",
                                     "dashstream_metrics",
                                     "dashstream_status",
-                                    "dashstream_slow_subscriber"):
+                                    "dashstream_slow_subscriber",
+                                    "dashstream_tenant_scope"):
             above = lines[i - 1].strip()
             assert above.startswith("#"), \
                 "%s at line %d has no comment" % (m.group(1), i + 1)
@@ -159,7 +160,7 @@ def test_example_placeholders_are_needed(nginx, module, certs, auth):
     assert "/nonexistent/tls/dashstream.example.com.crt" in r.stderr
 
 
-def tls_upgrade(port, headers):
+def tls_upgrade(port, headers, path="/ws"):
     """Websocket upgrade over TLS: (status, response head)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -167,11 +168,12 @@ def tls_upgrade(port, headers):
     with socket.create_connection((net.HOST, port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="dashstream.example.com") \
                 as s:
-            req = ("GET /ws HTTP/1.1\r\nHost: dashstream.example.com\r\n"
+            req = ("GET %s HTTP/1.1\r\nHost: dashstream.example.com\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                   "%s\r\n" % (WS_KEY, "".join("%s: %s\r\n" % kv
-                                               for kv in headers.items())))
+                   "%s\r\n" % (path, WS_KEY,
+                                 "".join("%s: %s\r\n" % kv
+                                         for kv in headers.items())))
             s.sendall(req.encode())
             head = b""
             while b"\r\n\r\n" not in head:
@@ -200,6 +202,15 @@ def test_example_runs(nginx, module, certs, auth):
     assert "sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=" \
         in head.lower()
     assert AuthHandler.seen[-1] == ("/verify", "/ws")
+
+    # the origin allow-list and the tenant scope the auth service set
+    good = {"Authorization": "Bearer good"}
+    assert tls_upgrade(https, dict(
+        good, Origin="https://dashstream.example.com"))[0] == 101
+    assert tls_upgrade(https, dict(
+        good, Origin="https://evil.example.net"))[0] == 403
+    assert tls_upgrade(https, good, "/ws?tenant=acme")[0] == 101
+    assert tls_upgrade(https, good, "/ws?tenant=globex")[0] == 403
 
     # plain HTTP redirects to https
     c = http.client.HTTPConnection(net.HOST, plain, timeout=10)

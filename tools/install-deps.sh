@@ -17,7 +17,10 @@ test_pkgs=("${build_pkgs[@]}" protobuf-compiler default-jdk-headless maven
     python3-websocket python3-websockets python3-protobuf python3-zstandard
     python3-prometheus-client prometheus kcat openssl iproute2
     chromium docker-compose gettext-base)
-demo_pkgs=("${build_pkgs[@]}" python3 python3-protobuf python3-zstandard)
+# the mock cluster tool builds with librdkafka-dev (build group);
+# protoc makes dashstream_pb2.py for the generator
+demo_pkgs=("${build_pkgs[@]}" python3 python3-protobuf python3-zstandard
+    python3-confluent-kafka protobuf-compiler util-linux)
 bench_pkgs=("${test_pkgs[@]}" libnginx-mod-nchan wrk linux-perf)
 # libclang-rt-dev holds libFuzzer; apt would only recommend it
 fuzz_pkgs=("${build_pkgs[@]}" clang libclang-rt-dev)

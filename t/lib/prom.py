@@ -21,7 +21,8 @@ from . import net
 
 PROMTOOL = "promtool"
 
-Scrape = collections.namedtuple("Scrape", "text samples types content_type")
+Scrape = collections.namedtuple("Scrape",
+                                "text samples types content_type headers")
 
 
 class PromtoolError(AssertionError):
@@ -147,7 +148,8 @@ def select(samples, name, **labels):
 
 def scrape(url, timeout=10, allow=KNOWN_LINT):
     """GET url, check() the body, parse it: Scrape(text, samples, types,
-    content_type).  Raises on a non-200 status."""
+    content_type, headers), header names in lower case.  Raises on a
+    non-200 status."""
     u = urllib.parse.urlsplit(url)
     c = http.client.HTTPConnection(u.hostname or net.HOST, u.port or 80,
                                    timeout=timeout)
@@ -156,10 +158,11 @@ def scrape(url, timeout=10, allow=KNOWN_LINT):
         r = c.getresponse()
         body = r.read()
         ctype = r.getheader("Content-Type", "")
+        headers = {k.lower(): v for k, v in r.getheaders()}
     finally:
         c.close()
     if r.status != 200:
         raise AssertionError("GET %s: %d %r" % (url, r.status, body[:500]))
     text = body.decode()
     check(text, allow)
-    return Scrape(text, parse(text), types(text), ctype)
+    return Scrape(text, parse(text), types(text), ctype, headers)
