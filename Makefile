@@ -25,8 +25,10 @@ UNIT_CFLAGS := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
 UNIT_LIBS   := -lprotobuf-c -lzstd -lcrypto -lpthread -lm
 UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 
-# libFuzzer: each t/fuzz/fuzz_*.c runs FUZZ_SECONDS with the pure sources.
-FUZZ_SECONDS ?= 20
+# libFuzzer: each t/fuzz/fuzz_*.c runs FUZZ_SECONDS with the pure sources;
+# make test gives each target TEST_FUZZ_SECONDS.
+FUZZ_SECONDS      ?= 20
+TEST_FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -W -Wall -Wpointer-arith \
                 -Wno-unused-parameter -Werror -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined \
@@ -35,7 +37,7 @@ FUZZ_LIBS    := -lprotobuf-c -lzstd -lcrypto -lpthread -lm
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 
 .PHONY: all module deps-build deps-test unit integration test demo bench \
-        deps-fuzz fuzz clean deps-demo demo-tools
+        deps-fuzz fuzz clean deps-demo demo-tools monitoring
 
 all: module
 
@@ -58,7 +60,8 @@ $(GEN_PY): proto/dashstream.proto
 
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(GEN_C) $(wildcard src/*.h) t/unit/unit.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(GEN_C) $(UNIT_LIBS)
+	@echo "  CC      $@"
+	@$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(GEN_C) $(UNIT_LIBS)
 
 unit: deps-build $(GEN_C)
 	@$(MAKE) --no-print-directory $(UNIT_TESTS)
@@ -71,7 +74,13 @@ integration: deps-test module $(GEN_PY)
 
 test: deps-test
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	@$(MAKE) --no-print-directory integration
+
+# monitoring/kubernetes/ from monitoring/alert_rules.yml (the test run
+# fails when they differ: t/test_monitoring_rules.py)
+monitoring: deps-test
+	@$(PYTHON) tools/monitoring/generate.py
 
 # The demo: librdkafka's mock cluster as the Kafka endpoint (no download),
 # the traffic generator and nginx; BROKERS=host:port uses a real cluster.
@@ -100,7 +109,8 @@ deps-fuzz:
 
 $(BUILD)/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(PURE_SRCS) $(GEN_C) $(wildcard src/*.h)
 	@mkdir -p $(BUILD)/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(GEN_C) $(FUZZ_LIBS)
+	@echo "  CLANG   $@"
+	@clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(GEN_C) $(FUZZ_LIBS)
 
 fuzz: deps-fuzz $(GEN_C)
 	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)

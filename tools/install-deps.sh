@@ -15,8 +15,8 @@ build_pkgs=(gcc make libc6-dev pkg-config nginx nginx-dev librdkafka-dev
 test_pkgs=("${build_pkgs[@]}" protobuf-compiler default-jdk-headless maven
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka
     python3-websocket python3-websockets python3-protobuf python3-zstandard
-    python3-prometheus-client prometheus kcat openssl iproute2
-    chromium docker-compose gettext-base)
+    python3-prometheus-client python3-yaml prometheus kcat openssl iproute2
+    chromium docker-compose gettext-base clang libclang-rt-dev)
 # the mock cluster tool builds with librdkafka-dev (build group);
 # protoc makes dashstream_pb2.py for the generator
 demo_pkgs=("${build_pkgs[@]}" python3 python3-protobuf python3-zstandard
