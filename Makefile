@@ -37,7 +37,8 @@ FUZZ_LIBS    := -lprotobuf-c -lzstd -lcrypto -lpthread -lm
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 
 .PHONY: all module deps-build deps-test unit integration test demo bench \
-        deps-fuzz fuzz clean deps-demo demo-tools monitoring
+        deps-fuzz fuzz clean deps-demo demo-tools monitoring deps-bench \
+        bench-tools
 
 all: module
 
@@ -67,9 +68,13 @@ unit: deps-build $(GEN_C)
 	@$(MAKE) --no-print-directory $(UNIT_TESTS)
 	@t/unit/run.sh $(UNIT_TESTS)
 
+# librdkafka >= 2.6.1 for the SCRAM test only (tools/build-librdkafka.sh)
 integration: deps-test module $(GEN_PY)
-	@cd t && DASHSTREAM_MODULE=$(abspath $(MODULE)) \
+	@rdk=$$(tools/build-librdkafka.sh) || { rdk=; \
+	    echo "integration: no newer librdkafka: the SCRAM test skips" >&2; }; \
+	cd t && DASHSTREAM_MODULE=$(abspath $(MODULE)) \
 	    DASHSTREAM_GEN=$(abspath $(GEN_DIR)) \
+	    DASHSTREAM_LIBRDKAFKA_DIR=$$rdk \
 	    $(PYTHON) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
 test: deps-test
@@ -103,6 +108,56 @@ demo: deps-demo module demo-tools
 	@BUILD="$(abspath $(BUILD))" BROKERS="$(BROKERS)" PORT="$(PORT)" \
 	    RATE="$(RATE)" TOPIC="$(TOPIC)" DEMO_MODE="$(DEMO_MODE)" \
 	    MODULE="$(abspath $(MODULE))" tools/demo/run.sh
+
+# Benchmarks (bench/run.py; docs/performance.md): the load client, the
+# publisher, the plain consumer, the ring micro-benchmark and the mock
+# cluster, then the run.  BENCH_QUICK=1 for a short one; see bench/run.py
+# for BENCH_SECTIONS, BENCH_MODULE, BENCH_OUT.  Not part of make test,
+# which only builds the tools and runs the load client briefly
+# (t/test_bench_tools.py).
+BENCH_BIN    := $(BUILD)/bench
+BENCH_CFLAGS := -std=gnu11 -O2 -g -W -Wall -Wpointer-arith \
+                -Wno-unused-parameter -Werror
+BENCH_TOOLS  := $(addprefix $(BENCH_BIN)/, loadclient producer \
+                    plain_consumer ring_bench mock_cluster)
+
+deps-bench:
+	@tools/install-deps.sh bench
+
+$(BENCH_BIN)/loadclient: bench/loadclient.c bench/bench_payload.c \
+                         bench/bench_payload.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/loadclient.c bench/bench_payload.c \
+	    -lpthread
+
+$(BENCH_BIN)/producer: bench/producer.c bench/bench_payload.c \
+                       bench/bench_payload.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/producer.c bench/bench_payload.c \
+	    -lrdkafka
+
+$(BENCH_BIN)/plain_consumer: bench/plain_consumer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lrdkafka
+
+$(BENCH_BIN)/ring_bench: bench/ring_bench.c src/ngx_http_dashstream_ring.c \
+                         src/ngx_http_dashstream_ring.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -Isrc -o $@ bench/ring_bench.c \
+	    src/ngx_http_dashstream_ring.c -lpthread
+
+$(BENCH_BIN)/mock_cluster: tools/demo/mock_cluster.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lrdkafka -lpthread
+
+bench-tools: deps-build
+	@$(MAKE) --no-print-directory -s $(BENCH_TOOLS)
+
+bench: deps-bench $(if $(BENCH_MODULE),,module)
+	@$(MAKE) --no-print-directory bench-tools
+	@BENCH_BIN="$(abspath $(BENCH_BIN))" \
+	    BENCH_MODULE="$${BENCH_MODULE:-$(abspath $(MODULE))}" \
+	    $(PYTHON) bench/run.py
 
 deps-fuzz:
 	@tools/install-deps.sh fuzz

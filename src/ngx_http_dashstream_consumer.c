@@ -14,6 +14,7 @@
 #include "ngx_http_dashstream_decode.h"
 #include "ngx_http_dashstream_stream.h"
 #include "ngx_http_dashstream_lag.h"
+#include "ngx_http_dashstream_dlq.h"
 
 
 /*
@@ -27,6 +28,8 @@
 #define NGX_HTTP_DASHSTREAM_POLL_MS       100
 #define NGX_HTTP_DASHSTREAM_LEASE_STALE   30000
 #define NGX_HTTP_DASHSTREAM_JOIN_MS       15000
+#define NGX_HTTP_DASHSTREAM_DLQ_FLUSH_MS  2000
+#define NGX_HTTP_DASHSTREAM_ERROR_LOG_MS  10000
 
 
 struct ngx_http_dashstream_consumer_s {
@@ -58,7 +61,18 @@ struct ngx_http_dashstream_consumer_s {
     int64_t                            *store;
     int32_t                             store_max;
 
+    /* dead-letter queue; fail_closed: offset + 1 of each held message */
+    ngx_http_dashstream_dlq_t          *dlq;
+    ngx_http_dashstream_dlq_conf_t      dlq_conf;
+    ngx_uint_t                          dlq_mode;
+    int64_t                            *held;
+    ngx_uint_t                          nheld;
+
     uint64_t                            last_error_log;
+    uint64_t                            note_ms;
+    uint64_t                            fail_log[NGX_HTTP_DASHSTREAM_KERR_N];
+    ngx_uint_t                          fail_quiet[
+                                            NGX_HTTP_DASHSTREAM_KERR_N];
     ngx_uint_t                          wrote;
 };
 
@@ -82,6 +96,23 @@ static void ngx_http_dashstream_consumer_message(
     ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m);
 static void ngx_http_dashstream_consumer_error(
     ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m);
+static void ngx_http_dashstream_consumer_append(
+    ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m,
+    ngx_http_dashstream_part_t *part, ngx_http_dashstream_decoded_t *d,
+    int64_t ts);
+static void ngx_http_dashstream_consumer_undecodable(
+    ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m,
+    ngx_http_dashstream_part_t *part, int rc, const char *err,
+    ngx_uint_t redo);
+static void ngx_http_dashstream_consumer_hold(
+    ngx_http_dashstream_consumer_t *c, int32_t partition, int64_t offset,
+    ngx_uint_t on);
+static void ngx_http_dashstream_consumer_unhold(
+    ngx_http_dashstream_consumer_t *c, int32_t partition);
+static void ngx_http_dashstream_consumer_dead_lettered(void *data,
+    int32_t partition, int64_t offset);
+static void ngx_http_dashstream_consumer_dlq_conf(
+    ngx_http_dashstream_consumer_t *c, ngx_http_dashstream_main_conf_t *dmcf);
 static void ngx_http_dashstream_consumer_store(
     ngx_http_dashstream_consumer_t *c);
 static void ngx_http_dashstream_consumer_close(
@@ -120,13 +151,15 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
     c->group_id = ngx_http_dashstream_cstr(&dmcf->group_id);
     c->store = ngx_calloc(NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
                           * sizeof(int64_t), cycle->log);
+    c->held = ngx_calloc(NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+                         * sizeof(int64_t), cycle->log);
 
     lim.max_payload = dmcf->max_message_size;
     lim.max_decompressed = dmcf->max_message_size;
     c->decoder = ngx_http_dashstream_decoder_create(&lim);
 
     if (c->brokers == NULL || c->topic == NULL || c->group_id == NULL
-        || c->store == NULL || c->decoder == NULL)
+        || c->store == NULL || c->held == NULL || c->decoder == NULL)
     {
         ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
                       "dashstream: no memory for the consumer");
@@ -162,13 +195,22 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
     c->kp.error_cb = ngx_http_dashstream_kafka_error;
     c->kp.rebalance_cb = ngx_http_dashstream_rebalance;
 
+    ngx_http_dashstream_consumer_dlq_conf(c, dmcf);
+
+    if (c->dlq_conf.dlq_topic == NULL) {
+        return NGX_ERROR;
+    }
+
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                   "dashstream: consumer starting: brokers=%V topic=%V "
-                  "group=%V mode=%s security=%V sasl=%V",
+                  "group=%V mode=%s security=%V sasl=%V dlq=%V (%s)",
                   &dmcf->brokers, &dmcf->topic, &dmcf->group_id,
                   dmcf->mode == NGX_HTTP_DASHSTREAM_MODE_GROUP
                   ? "group" : "broadcast", &dmcf->security_protocol,
-                  dmcf->sasl_mechanism.len ? &dmcf->sasl_mechanism : &none);
+                  dmcf->sasl_mechanism.len ? &dmcf->sasl_mechanism : &none,
+                  &dmcf->dlq_topic,
+                  dmcf->dlq_mode == NGX_HTTP_DASHSTREAM_DLQ_FAIL_CLOSED
+                  ? "fail_closed" : "best_effort");
 
     ngx_http_dashstream_thread_log_wake(dmcf->wake_fds[0]);
 
@@ -194,6 +236,35 @@ ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
     ngx_http_dashstream_consumer = c;
 
     return NGX_OK;
+}
+
+
+/* the dead-letter producer's settings; it is made by the thread */
+
+static void
+ngx_http_dashstream_consumer_dlq_conf(ngx_http_dashstream_consumer_t *c,
+    ngx_http_dashstream_main_conf_t *dmcf)
+{
+    ngx_http_dashstream_dlq_conf_t  *dc;
+
+    dc = &c->dlq_conf;
+
+    dc->topic = c->topic;
+    dc->dlq_topic = ngx_http_dashstream_cstr(&dmcf->dlq_topic);
+    dc->brokers = c->brokers;
+    dc->truncate = (dmcf->dlq_payload == NGX_HTTP_DASHSTREAM_DLQ_TRUNCATED);
+    dc->max_payload = dmcf->dlq_max_payload;
+    dc->max_inflight = dmcf->dlq_max_inflight;
+    dc->retries = dmcf->dlq_retries;
+    dc->backoff = dmcf->dlq_backoff;
+    dc->backoff_max = dmcf->dlq_backoff_max;
+    dc->kp = c->kp;
+    dc->kp.message_timeout_ms = (unsigned) dmcf->dlq_timeout;
+    dc->sh = c->sh;
+    dc->done = ngx_http_dashstream_consumer_dead_lettered;
+    dc->data = c;
+
+    c->dlq_mode = dmcf->dlq_mode;
 }
 
 
@@ -388,6 +459,10 @@ ngx_http_dashstream_consumer_connect(ngx_http_dashstream_consumer_t *c)
 
     (void) rd_kafka_poll_set_consumer(c->rk);
 
+    if (c->dlq == NULL) {
+        c->dlq = ngx_http_dashstream_dlq_create(&c->dlq_conf);
+    }
+
     if (c->mode == NGX_HTTP_DASHSTREAM_MODE_BROADCAST) {
         /* partitions are assigned as the lag poller finds them */
         return NGX_OK;
@@ -437,9 +512,10 @@ ngx_http_dashstream_consumer_assign_new(ngx_http_dashstream_consumer_t *c)
         next = (int64_t) c->sh->part[i].position;
 
         rd_kafka_topic_partition_list_add(parts, c->topic, i)->offset =
-            next > 0 ? next
-                     : (c->kp.offset_reset[0] == 'l' ? RD_KAFKA_OFFSET_END
-                                                     : RD_KAFKA_OFFSET_BEGINNING);
+            c->sh->part[i].dlq_held ? (int64_t) c->sh->part[i].dlq_held - 1
+            : next > 0 ? next
+            : (c->kp.offset_reset[0] == 'l' ? RD_KAFKA_OFFSET_END
+                                            : RD_KAFKA_OFFSET_BEGINNING);
     }
 
     rc = rd_kafka_incremental_assign(c->rk, parts) ? RD_KAFKA_RESP_ERR__FAIL
@@ -515,6 +591,10 @@ ngx_http_dashstream_consumer_loop(ngx_http_dashstream_consumer_t *c)
 
         ngx_http_dashstream_consumer_store(c);
 
+        if (c->dlq) {
+            ngx_http_dashstream_dlq_poll(c->dlq);
+        }
+
         if (c->wrote) {
             ngx_http_dashstream_consumer_wake(c);
         }
@@ -532,12 +612,12 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
 {
     int                              rc;
     char                             err[256];
-    int64_t                          ts, seq;
+    int64_t                          ts;
+    ngx_uint_t                       redo;
     rd_kafka_timestamp_type_t        tstype;
     ngx_http_dashstream_part_t      *part;
     ngx_http_dashstream_counters_t  *k;
     ngx_http_dashstream_decoded_t    d;
-    ngx_http_dashstream_rec_meta_t   meta;
 
     if (m->err) {
         ngx_http_dashstream_consumer_error(c, m);
@@ -559,6 +639,16 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
 
     part = &c->sh->part[m->partition];
 
+    /*
+     * fail_closed: a held partition is paused, but messages fetched after
+     * the held one may still arrive; it is read again from there once the
+     * held message is dead-lettered.
+     */
+
+    if (c->held[m->partition]) {
+        return;
+    }
+
     if (m->partition >= c->store_max) {
         c->store_max = m->partition + 1;
     }
@@ -568,57 +658,74 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
     /*
      * Already handled (in the ring, or dead-lettered): read again after a
      * restart, a reload or a rebalance.  Skipping it here is what keeps a
-     * (partition, offset) from entering the ring twice.
+     * (partition, offset) from entering the ring twice.  A message that
+     * was held for the dead-letter topic when its consumer stopped is
+     * sent again, but not counted again.
      */
 
-    if ((int64_t) part->position > m->offset) {
+    redo = (part->dlq_held == (ngx_atomic_uint_t) m->offset + 1);
+
+    if ((int64_t) part->position > m->offset && !redo) {
         (void) ngx_atomic_fetch_add(&k->duplicates_skipped, 1);
         return;
     }
 
     ts = rd_kafka_message_timestamp(m, &tstype);
 
-    part->position = m->offset + 1;
-    part->position_live = 1;
-    part->last_ts_ms = ts > 0 ? (ngx_atomic_uint_t) ts
-                              : ngx_http_dashstream_realtime_ms();
+    if (!redo) {
+        part->position = m->offset + 1;
+        part->position_live = 1;
+        part->last_ts_ms = ts > 0 ? (ngx_atomic_uint_t) ts
+                                  : ngx_http_dashstream_realtime_ms();
+    }
 
     rc = ngx_http_dashstream_decode(c->decoder, m->payload, m->len, &d,
                                     err, sizeof(err));
 
     if (rc != NGX_HTTP_DASHSTREAM_DECODE_OK) {
-        (void) ngx_atomic_fetch_add(&k->messages_error, 1);
-        (void) ngx_atomic_fetch_add(&k->decode_errors[rc], 1);
-        ngx_http_dashstream_thread_log(NGX_LOG_WARN,
-            "undecodable message at %s/%d/%lld (%s): %s", c->topic,
-            (int) m->partition, (long long) m->offset,
-            ngx_http_dashstream_decode_error_name(rc), err);
+        ngx_http_dashstream_consumer_undecodable(c, m, part, rc, err, redo);
         return;
     }
 
+    part->dlq_held = 0;
+
     ngx_http_dashstream_stream_observe(c->stream, &d);
+    ngx_http_dashstream_consumer_append(c, m, part, &d, ts);
+}
+
+
+static void
+ngx_http_dashstream_consumer_append(ngx_http_dashstream_consumer_t *c,
+    rd_kafka_message_t *m, ngx_http_dashstream_part_t *part,
+    ngx_http_dashstream_decoded_t *d, int64_t ts)
+{
+    int64_t                          seq;
+    ngx_http_dashstream_counters_t  *k;
+    ngx_http_dashstream_rec_meta_t   meta;
+
+    k = &c->sh->counters;
 
     ngx_memzero(&meta, sizeof(meta));
 
     meta.offset = m->offset;
     meta.prev_offset = (int64_t) part->last_written - 1;
     meta.kafka_ts_ms = ts;
-    meta.producer_ts_us = d.timestamp_us;
-    meta.dash_sequence = d.sequence;
+    meta.producer_ts_us = d->timestamp_us;
+    meta.dash_sequence = d->sequence;
     meta.partition = m->partition;
     meta.payload_len = (uint32_t) m->len;
-    meta.msg_type = (uint8_t) d.msg_type;
-    meta.thread_id_len = (uint8_t) ngx_min(d.thread_id_len, 255);
-    meta.tenant_id_len = (uint8_t) ngx_min(d.tenant_id_len, 255);
+    meta.msg_type = (uint8_t) d->msg_type;
+    meta.thread_id_len = (uint8_t) ngx_min(d->thread_id_len, 255);
+    meta.tenant_id_len = (uint8_t) ngx_min(d->tenant_id_len, 255);
 
     seq = ngx_http_dashstream_ring_append(c->ring, &meta,
-                                          (const u_char *) d.thread_id,
-                                          (const u_char *) d.tenant_id,
+                                          (const u_char *) d->thread_id,
+                                          (const u_char *) d->tenant_id,
                                           m->payload);
     if (seq < 0) {
         (void) ngx_atomic_fetch_add(&k->messages_error, 1);
         ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-            "message at %s/%d/%lld of %uz bytes does not fit the ring",
+            "message at %s/%d/%lld of %zu bytes does not fit the ring",
             c->topic, (int) m->partition, (long long) m->offset, m->len);
         return;
     }
@@ -629,6 +736,171 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
     (void) ngx_atomic_fetch_add(&k->bytes_consumed, m->len);
 
     c->wrote++;
+}
+
+
+/*
+ * Every undecodable message goes to the dead-letter topic.  best_effort:
+ * its offset is stored with the batch whatever becomes of the record.
+ * fail_closed: the offset stored stops at it and its partition pauses
+ * until the record is delivered (see _dead_lettered() below).
+ */
+
+static void
+ngx_http_dashstream_consumer_undecodable(ngx_http_dashstream_consumer_t *c,
+    rd_kafka_message_t *m, ngx_http_dashstream_part_t *part, int rc,
+    const char *err, ngx_uint_t redo)
+{
+    ngx_uint_t                       hold;
+    ngx_http_dashstream_counters_t  *k;
+
+    k = &c->sh->counters;
+
+    if (!redo) {
+        (void) ngx_atomic_fetch_add(&k->messages_error, 1);
+        (void) ngx_atomic_fetch_add(&k->decode_errors[rc], 1);
+        ngx_http_dashstream_thread_log(NGX_LOG_WARN,
+            "undecodable message at %s/%d/%lld (%s): %s", c->topic,
+            (int) m->partition, (long long) m->offset,
+            ngx_http_dashstream_decode_error_name(rc), err);
+    }
+
+    hold = (c->dlq_mode == NGX_HTTP_DASHSTREAM_DLQ_FAIL_CLOSED);
+
+    if (c->dlq == NULL) {
+        c->dlq = ngx_http_dashstream_dlq_create(&c->dlq_conf);
+    }
+
+    if (c->dlq == NULL
+        || ngx_http_dashstream_dlq_send(c->dlq, m,
+                                   ngx_http_dashstream_decode_error_name(rc),
+                                   err, hold)
+           != NGX_OK)
+    {
+        part->dlq_held = 0;
+        return;
+    }
+
+    if (!hold) {
+        return;
+    }
+
+    part->dlq_held = m->offset + 1;
+    c->store[m->partition] = m->offset + 1;
+
+    ngx_http_dashstream_consumer_hold(c, m->partition, m->offset, 1);
+}
+
+
+static void
+ngx_http_dashstream_consumer_hold(ngx_http_dashstream_consumer_t *c,
+    int32_t partition, int64_t offset, ngx_uint_t on)
+{
+    rd_kafka_error_t                 *error;
+    rd_kafka_topic_partition_list_t  *list;
+
+    list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, c->topic, partition)->offset =
+        offset + 1;
+
+    if (on) {
+        (void) rd_kafka_pause_partitions(c->rk, list);
+
+        c->held[partition] = offset + 1;
+        c->sh->part[partition].paused = 1;
+
+        if (c->nheld++ == 0) {
+            c->sh->counters.dlq_stall_since_ms =
+                                         ngx_http_dashstream_realtime_ms();
+        }
+
+        rd_kafka_topic_partition_list_destroy(list);
+        return;
+    }
+
+    /*
+     * librdkafka resumes after the last message it handed over, beyond
+     * the held one: seek back to just after it.  The seek's barrier
+     * discards anything fetched before it.
+     */
+
+    (void) rd_kafka_resume_partitions(c->rk, list);
+
+    error = rd_kafka_seek_partitions(c->rk, list, 0);
+    if (error) {
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "seek to %s/%d/%lld failed: %s", c->topic, (int) partition,
+            (long long) offset + 1, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+
+    rd_kafka_topic_partition_list_destroy(list);
+
+    ngx_http_dashstream_consumer_unhold(c, partition);
+}
+
+
+/* the stall ends when no partition is held any more */
+
+static void
+ngx_http_dashstream_consumer_unhold(ngx_http_dashstream_consumer_t *c,
+    int32_t partition)
+{
+    uint64_t                         now;
+    ngx_http_dashstream_counters_t  *k;
+
+    if (partition < 0 || partition >= NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+        || c->held[partition] == 0)
+    {
+        return;
+    }
+
+    k = &c->sh->counters;
+    now = ngx_http_dashstream_realtime_ms();
+
+    c->held[partition] = 0;
+    c->sh->part[partition].paused = 0;
+
+    if (--c->nheld == 0 && k->dlq_stall_since_ms) {
+        (void) ngx_atomic_fetch_add(&k->dlq_stall_total_ms,
+                                    now - k->dlq_stall_since_ms);
+        k->dlq_stall_since_ms = 0;
+    }
+}
+
+
+/* fail_closed: the held message is in the dead-letter topic */
+
+static void
+ngx_http_dashstream_consumer_dead_lettered(void *data, int32_t partition,
+    int64_t offset)
+{
+    ngx_http_dashstream_consumer_t *c = data;
+
+    ngx_http_dashstream_part_t  *part;
+
+    part = &c->sh->part[partition];
+
+    if (part->dlq_held == (ngx_atomic_uint_t) offset + 1) {
+        part->dlq_held = 0;
+    }
+
+    if (c->held[partition] != offset + 1) {
+        /* revoked meanwhile: its next owner reads it again */
+        return;
+    }
+
+    ngx_http_dashstream_consumer_hold(c, partition, offset, 0);
+
+    if (partition >= c->store_max) {
+        c->store_max = partition + 1;
+    }
+
+    c->store[partition] = offset + 2;
+
+    ngx_http_dashstream_thread_log(NGX_LOG_NOTICE,
+        "held message %s/%d/%lld is dead-lettered: partition resumed",
+        c->topic, (int) partition, (long long) offset);
 }
 
 
@@ -665,15 +937,42 @@ static void
 ngx_http_dashstream_consumer_fail(ngx_http_dashstream_consumer_t *c, int rc,
     const char *text)
 {
-    (void) ngx_atomic_fetch_add(&c->sh->counters.client_errors[
-               ngx_http_dashstream_kafka_error_type(rc)], 1);
+    uint64_t  now;
+    unsigned  type;
 
-    ngx_http_dashstream_note_set(&c->sh->consumer_error,
-                                 ngx_http_dashstream_realtime_ms(), text);
+    type = ngx_http_dashstream_kafka_error_type(rc);
+    now = ngx_http_dashstream_monotonic_ms();
+
+    (void) ngx_atomic_fetch_add(&c->sh->counters.client_errors[type], 1);
+
+    /* "all brokers are down" follows the error that says why: keep that */
+
+    if (type != NGX_HTTP_DASHSTREAM_KERR_BROKERS
+        || now - c->note_ms >= NGX_HTTP_DASHSTREAM_ERROR_LOG_MS
+        || c->note_ms == 0)
+    {
+        ngx_http_dashstream_note_set(&c->sh->consumer_error,
+                                     ngx_http_dashstream_realtime_ms(), text);
+        c->note_ms = (type == NGX_HTTP_DASHSTREAM_KERR_BROKERS) ? 0 : now;
+    }
+
+    /* librdkafka repeats an error on every retry: one line per type */
+
+    if (c->fail_log[type] != 0
+        && now - c->fail_log[type] < NGX_HTTP_DASHSTREAM_ERROR_LOG_MS)
+    {
+        c->fail_quiet[type]++;
+        return;
+    }
 
     ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-        "Kafka consumer of topic \"%s\" on brokers %s: %s",
-        c->topic, c->brokers, text);
+        "Kafka consumer of topic \"%s\" on brokers %s: %s "
+        "(%lu more of this type in the last %ds)",
+        c->topic, c->brokers, text, (unsigned long) c->fail_quiet[type],
+        NGX_HTTP_DASHSTREAM_ERROR_LOG_MS / 1000);
+
+    c->fail_log[type] = now;
+    c->fail_quiet[type] = 0;
 }
 
 
@@ -710,7 +1009,22 @@ ngx_http_dashstream_consumer_store(ngx_http_dashstream_consumer_t *c)
 static void
 ngx_http_dashstream_consumer_close(ngx_http_dashstream_consumer_t *c)
 {
+    int32_t              i;
     rd_kafka_resp_err_t  rc;
+
+    ngx_http_dashstream_dlq_destroy(c->dlq,
+                                    NGX_HTTP_DASHSTREAM_DLQ_FLUSH_MS);
+    c->dlq = NULL;
+
+    /* still held: not stored past, read and dead-lettered again later */
+
+    for (i = 0; c->nheld && i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
+        if (c->held[i]) {
+            ngx_http_dashstream_consumer_hold(c, i, c->held[i] - 1, 0);
+        }
+    }
+
+    ngx_http_dashstream_consumer_store(c);
 
     if (c->kp.commit) {
         rc = rd_kafka_commit(c->rk, NULL, 0);
@@ -773,6 +1087,7 @@ ngx_http_dashstream_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     for (i = 0; i < parts->cnt; i++) {
         ngx_http_dashstream_consumer_assigned(c, parts->elems[i].partition,
                                               assigned);
+        ngx_http_dashstream_consumer_unhold(c, parts->elems[i].partition);
     }
 
     if (coop) {

@@ -27,6 +27,7 @@ typedef struct {
     unsigned           commit:1;        /* group mode: join and commit */
     const char        *offset_reset;    /* "latest" or "earliest" */
     unsigned           session_timeout_ms;
+    unsigned           message_timeout_ms;  /* producer */
     void              *opaque;
     void             (*log_cb)(const rd_kafka_t *rk, int level,
                                const char *fac, const char *buf);
@@ -36,6 +37,8 @@ typedef struct {
                                      rd_kafka_resp_err_t err,
                                      rd_kafka_topic_partition_list_t *parts,
                                      void *opaque);
+    void             (*dr_msg_cb)(rd_kafka_t *rk,
+                                  const rd_kafka_message_t *m, void *opaque);
 } ngx_http_dashstream_kafka_params_t;
 
 

@@ -41,6 +41,8 @@ static char *ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_dashstream_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_dashstream_dlq_backoff(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_dashstream_set_handler(ngx_conf_t *cf,
     ngx_http_dashstream_loc_conf_t *dlcf, ngx_uint_t handler);
 
@@ -56,6 +58,30 @@ static ngx_conf_enum_t  ngx_http_dashstream_offset_resets[] = {
     { ngx_string("latest"), NGX_HTTP_DASHSTREAM_RESET_LATEST },
     { ngx_string("earliest"), NGX_HTTP_DASHSTREAM_RESET_EARLIEST },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_dashstream_dlq_modes[] = {
+    { ngx_string("best_effort"), NGX_HTTP_DASHSTREAM_DLQ_BEST_EFFORT },
+    { ngx_string("fail_closed"), NGX_HTTP_DASHSTREAM_DLQ_FAIL_CLOSED },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_dashstream_dlq_payloads[] = {
+    { ngx_string("full"), NGX_HTTP_DASHSTREAM_DLQ_FULL },
+    { ngx_string("truncated"), NGX_HTTP_DASHSTREAM_DLQ_TRUNCATED },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_dashstream_inflight_bounds = {
+    ngx_conf_check_num_bounds, 1, 100000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_dashstream_retries_bounds = {
+    ngx_conf_check_num_bounds, 0, 100
 };
 
 
@@ -177,6 +203,139 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, seq_threads),
       &ngx_http_dashstream_threads_bounds },
+
+    { ngx_string("dashstream_security_protocol"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_security,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "security.protocol" },
+
+    { ngx_string("dashstream_sasl_mechanism"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_security,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "sasl.mechanism" },
+
+    { ngx_string("dashstream_sasl_username"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_sasl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "sasl.username" },
+
+    { ngx_string("dashstream_sasl_password"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_sasl,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "sasl.password" },
+
+    { ngx_string("dashstream_sasl_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "sasl.password" },
+
+    { ngx_string("dashstream_ssl_ca"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "ssl.ca.pem" },
+
+    { ngx_string("dashstream_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "ssl.certificate.pem" },
+
+    { ngx_string("dashstream_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "ssl.key.pem" },
+
+    { ngx_string("dashstream_socket_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_timeout,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "socket.timeout.ms" },
+
+    { ngx_string("dashstream_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_kafka_timeout,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      "socket.connection.setup.timeout.ms" },
+
+    { ngx_string("dashstream_kafka_property"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_dashstream_kafka_property,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dashstream_dlq_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_mode),
+      &ngx_http_dashstream_dlq_modes },
+
+    { ngx_string("dashstream_dlq_topic"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_dashstream_topic,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_topic),
+      NULL },
+
+    { ngx_string("dashstream_dlq_payload"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_payload),
+      &ngx_http_dashstream_dlq_payloads },
+
+    { ngx_string("dashstream_dlq_max_payload"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_max_payload),
+      NULL },
+
+    { ngx_string("dashstream_dlq_max_inflight"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_max_inflight),
+      &ngx_http_dashstream_inflight_bounds },
+
+    { ngx_string("dashstream_dlq_retries"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_retries),
+      &ngx_http_dashstream_retries_bounds },
+
+    { ngx_string("dashstream_dlq_backoff"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_dashstream_dlq_backoff,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dashstream_dlq_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_dashstream_main_conf_t, dlq_timeout),
+      NULL },
 
     { ngx_string("dashstream_websocket"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
@@ -452,6 +611,13 @@ ngx_http_dashstream_create_main_conf(ngx_conf_t *cf)
     dmcf->stream_max_series = NGX_CONF_UNSET_UINT;
     dmcf->seq_threads = NGX_CONF_UNSET_UINT;
     dmcf->dlq_mode = NGX_CONF_UNSET_UINT;
+    dmcf->dlq_payload = NGX_CONF_UNSET_UINT;
+    dmcf->dlq_max_payload = NGX_CONF_UNSET_SIZE;
+    dmcf->dlq_max_inflight = NGX_CONF_UNSET_UINT;
+    dmcf->dlq_retries = NGX_CONF_UNSET_UINT;
+    dmcf->dlq_backoff = NGX_CONF_UNSET_MSEC;
+    dmcf->dlq_backoff_max = NGX_CONF_UNSET_MSEC;
+    dmcf->dlq_timeout = NGX_CONF_UNSET_MSEC;
 
     return dmcf;
 }
@@ -485,6 +651,13 @@ ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(dmcf->seq_threads, 10000);
     ngx_conf_init_uint_value(dmcf->dlq_mode,
                              NGX_HTTP_DASHSTREAM_DLQ_BEST_EFFORT);
+    ngx_conf_init_uint_value(dmcf->dlq_payload, NGX_HTTP_DASHSTREAM_DLQ_FULL);
+    ngx_conf_init_size_value(dmcf->dlq_max_payload, 64 * 1024);
+    ngx_conf_init_uint_value(dmcf->dlq_max_inflight, 1000);
+    ngx_conf_init_uint_value(dmcf->dlq_retries, 2);
+    ngx_conf_init_msec_value(dmcf->dlq_backoff, 200);
+    ngx_conf_init_msec_value(dmcf->dlq_backoff_max, 10000);
+    ngx_conf_init_msec_value(dmcf->dlq_timeout, 10000);
 
     if (dmcf->security_protocol.data == NULL) {
         ngx_str_set(&dmcf->security_protocol, "plaintext");
@@ -714,6 +887,8 @@ ngx_http_dashstream_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
     ngx_str_t   *value;
     u_char      *p, *last, *colon;
     ngx_int_t    port;
@@ -750,6 +925,9 @@ ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         p++;
     }
+
+    dmcf->brokers_file = cf->conf_file->file.name.data;
+    dmcf->brokers_line = cf->conf_file->line;
 
     return ngx_http_dashstream_topic(cf, cmd, conf);
 }
@@ -946,6 +1124,49 @@ ngx_http_dashstream_stream_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
         /* ngx_conf_t strings are NUL-terminated */
         *name = (char *) value[i].data;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* dashstream_dlq_backoff FIRST [MAX]: doubling from FIRST up to MAX */
+
+static char *
+ngx_http_dashstream_dlq_backoff(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_msec_t   t[2];
+    ngx_uint_t   i;
+
+    if (dmcf->dlq_backoff != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    t[1] = 10000;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        t[i - 1] = ngx_parse_time(&value[i], 0);
+
+        if (t[i - 1] == (ngx_msec_t) NGX_ERROR || t[i - 1] == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (t[0] > t[1]) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the first backoff (%M ms) is longer than the "
+                           "longest (%M ms)", t[0], t[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->dlq_backoff = t[0];
+    dmcf->dlq_backoff_max = t[1];
 
     return NGX_CONF_OK;
 }

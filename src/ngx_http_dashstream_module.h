@@ -33,12 +33,25 @@
 #define NGX_HTTP_DASHSTREAM_DLQ_BEST_EFFORT  0
 #define NGX_HTTP_DASHSTREAM_DLQ_FAIL_CLOSED  1
 
+#define NGX_HTTP_DASHSTREAM_DLQ_FULL         0
+#define NGX_HTTP_DASHSTREAM_DLQ_TRUNCATED    1
+
 #define NGX_HTTP_DASHSTREAM_SLOW_DROP       0
 #define NGX_HTTP_DASHSTREAM_SLOW_CLOSE      1
 
 
 typedef struct ngx_http_dashstream_consumer_s  ngx_http_dashstream_consumer_t;
 typedef struct ngx_http_dashstream_sub_s       ngx_http_dashstream_sub_t;
+
+
+/* one librdkafka property a directive set, and where */
+typedef struct {
+    const char                     *name;
+    char                           *value;
+    const char                     *directive;
+    u_char                         *file;
+    ngx_uint_t                      line;
+} ngx_http_dashstream_kprop_t;
 
 
 typedef struct {
@@ -59,6 +72,18 @@ typedef struct {
     ngx_str_t                       sasl_mechanism;
     ngx_str_t                       dlq_topic;
     ngx_uint_t                      dlq_mode;
+    ngx_uint_t                      dlq_payload;
+    size_t                          dlq_max_payload;
+    ngx_uint_t                      dlq_max_inflight;
+    ngx_uint_t                      dlq_retries;
+    ngx_msec_t                      dlq_backoff;
+    ngx_msec_t                      dlq_backoff_max;
+    ngx_msec_t                      dlq_timeout;
+
+    /* every Kafka setting of a directive, in configuration order */
+    ngx_array_t                    *kafka_props;
+    u_char                         *brokers_file;
+    ngx_uint_t                      brokers_line;
 
     ngx_shm_zone_t                 *shm_zone;
     rd_kafka_conf_t                *kafka_conf;    /* validated at -t time */
@@ -110,9 +135,21 @@ ngx_int_t ngx_http_dashstream_consumer_start(ngx_cycle_t *cycle,
 void ngx_http_dashstream_consumer_stop(ngx_cycle_t *cycle);
 void ngx_http_dashstream_consumer_join(ngx_cycle_t *cycle);
 
-/* kafka client builder */
+/* kafka client builder and its directives */
 rd_kafka_conf_t *ngx_http_dashstream_kafka_conf(ngx_conf_t *cf,
     ngx_http_dashstream_main_conf_t *dmcf);
+char *ngx_http_dashstream_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_dashstream_kafka_security(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_dashstream_kafka_sasl(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_dashstream_kafka_password_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_dashstream_kafka_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_dashstream_kafka_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* per-worker fan-out */
 ngx_int_t ngx_http_dashstream_fanout_init(ngx_cycle_t *cycle,

@@ -13,7 +13,7 @@
 #define NGX_HTTP_DASHSTREAM_ZONE_MAGIC   0x64736873  /* "dshs" */
 
 /* bumped whenever ngx_http_dashstream_shctx_t changes shape */
-#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  2
+#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  3
 
 /* slab pages kept back for small allocations after the ring */
 #define NGX_HTTP_DASHSTREAM_ZONE_RESERVE  32

@@ -83,6 +83,8 @@ typedef struct {
     ngx_atomic_t                    committed;
     ngx_atomic_t                    messages;
     ngx_atomic_t                    paused;
+    /* fail_closed: offset + 1 of a message not yet dead-lettered */
+    ngx_atomic_t                    dlq_held;
 } ngx_http_dashstream_part_t;
 
 

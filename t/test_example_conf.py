@@ -9,6 +9,7 @@ import glob
 import http.client
 import http.server
 import os
+import shutil
 import re
 import socket
 import ssl
@@ -40,8 +41,10 @@ def module_directives():
 
 
 def example_directives(text):
-    """Directive names used (not merely mentioned in a comment)."""
-    return set(re.findall(r"^\s*(dashstream_\w+)[\s;]", text, re.M))
+    """Directive names used (not merely mentioned in a comment), and those
+    shown as the alternative of one used ("#   or: dashstream_x ...;")."""
+    return set(re.findall(r"^\s*(?:#\s+or:\s+)?(dashstream_\w+)[\s;]",
+                          text, re.M))
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,16 @@ def certs(tmp_path_factory):
                     "-out", os.path.join(d, "dashstream.example.com.crt")],
                    check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=60)
+    # the Kafka credentials: a password file, a CA and a client pair
+    kd = d + "-kafka"
+    os.makedirs(kd)
+    os.chmod(kd, 0o755)
+    with open(os.path.join(kd, "kafka-password"), "w") as f:
+        f.write("example-secret\n")
+    for src, dst in (("crt", "kafka-ca.crt"), ("crt", "kafka-client.crt"),
+                     ("key", "kafka-client.key")):
+        shutil.copy(os.path.join(d, "dashstream.example.com." + src),
+                    os.path.join(kd, dst))
     return d
 
 
@@ -94,6 +107,7 @@ def filled_in(text, module, certs, auth_port, brokers=None):
     subs = [
         ("/usr/lib/nginx/modules/ngx_http_dashstream_module.so", module),
         ("/etc/nginx/tls/", certs + "/"),
+        ("/etc/nginx/kafka/", certs + "-kafka/"),
         ("auth.internal.example.com:9180", "127.0.0.1:%d" % auth_port),
         ("/var/log/nginx/", "{{prefix}}/"),
         ("/run/nginx.pid", "{{prefix}}/nginx.pid"),

@@ -321,6 +321,7 @@ def prometheus_config(target, environment):
 def test_monitoring_assets_match_live_module(nginx, kafka, make_topic, module,
                                              tmp_path):
     topic = make_topic(2)
+    make_topic(name=topic + "-dlq")     # bad messages are dead-lettered
     ng = start(nginx, kafka, topic)
     assigned = ("websocket_kafka_assigned_partitions",
                 frozenset({("topic", topic)}))

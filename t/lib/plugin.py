@@ -6,7 +6,9 @@ Fixtures
                        $DASHSTREAM_TEST_BROKERS names; the started broker
                        also has a SASL_PLAINTEXT listener (PLAIN and
                        SCRAM-SHA-256/512, user SASL_USER):
-                       kafka.via("SASL_PLAINTEXT")
+                       kafka.via("SASL_PLAINTEXT"), and an SSL listener
+                       that requires a client certificate of a test CA:
+                       kafka.via("SSL"), files in kafka.tls
   make_topic  function make_topic(partitions=1, config=None) -> unique name;
                        the topics are deleted at teardown
   topic       function a fresh topic; partitions from @pytest.mark.partitions
@@ -30,6 +32,7 @@ import pytest
 from . import kafka as kafka_lib
 from . import nginx as nginx_lib
 from . import procs
+from . import tls
 
 _state = {}
 SASL_USER = ("dashstream", "dashstream-secret")
@@ -101,17 +104,22 @@ def kafka(workdir):
         _state["external"] = external
         yield kafka_lib.Cluster(external, _client_conf_from_env())
         return
-    # a SASL listener costs nothing at startup, so the session broker
-    # always has one for the security tests (kafka.via("SASL_PLAINTEXT"))
+    # SASL and SSL listeners cost little at startup, so the session broker
+    # always has them for the security tests (kafka.via("SASL_PLAINTEXT"),
+    # kafka.via("SSL"); the test CA's files are in kafka.tls)
+    paths = tls.make_ca(os.path.join(workdir, "tls"))
     broker = kafka_lib.KafkaBroker(
         os.path.join(workdir, "kafka"),
-        listeners=[kafka_lib.sasl_listener(*SASL_USER)],
+        listeners=[kafka_lib.sasl_listener(*SASL_USER),
+                   tls.ssl_listener(paths)],
         scram=kafka_lib.scram_credentials(*SASL_USER))
     os.makedirs(broker.workdir, exist_ok=True)
     _state["broker"] = broker
     try:
         broker.start()
-        yield broker.cluster()
+        cluster = broker.cluster()
+        cluster.tls = paths
+        yield cluster
     finally:
         broker.stop()
 
