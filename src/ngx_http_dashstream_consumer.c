@@ -69,6 +69,7 @@ struct ngx_http_dashstream_consumer_s {
     ngx_uint_t                          nheld;
 
     uint64_t                            last_error_log;
+    uint64_t                            last_positions;
     uint64_t                            note_ms;
     uint64_t                            fail_log[NGX_HTTP_DASHSTREAM_KERR_N];
     ngx_uint_t                          fail_quiet[
@@ -83,6 +84,8 @@ static ngx_int_t ngx_http_dashstream_consumer_lease(
 static void ngx_http_dashstream_consumer_release(
     ngx_http_dashstream_consumer_t *c);
 static ngx_int_t ngx_http_dashstream_consumer_connect(
+    ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_positions(
     ngx_http_dashstream_consumer_t *c);
 static void ngx_http_dashstream_consumer_assign_new(
     ngx_http_dashstream_consumer_t *c);
@@ -540,6 +543,60 @@ ngx_http_dashstream_consumer_assign_new(ngx_http_dashstream_consumer_t *c)
 }
 
 
+/*
+ * When idle, take librdkafka's own position for each assigned partition:
+ * it steps over what is never delivered (transaction markers, aborted
+ * records), which a position kept from delivered messages cannot, and
+ * a caught-up consumer would otherwise show a lag of one forever.
+ */
+
+static void
+ngx_http_dashstream_consumer_positions(ngx_http_dashstream_consumer_t *c)
+{
+    int                               i;
+    uint64_t                          now;
+    ngx_uint_t                        p;
+    ngx_http_dashstream_part_t       *part;
+    rd_kafka_topic_partition_t       *e;
+    rd_kafka_topic_partition_list_t  *list;
+
+    now = ngx_http_dashstream_monotonic_ms();
+
+    if (now - c->last_positions < 1000) {
+        return;
+    }
+
+    c->last_positions = now;
+
+    list = rd_kafka_topic_partition_list_new(16);
+
+    for (p = 0; p < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; p++) {
+        part = &c->sh->part[p];
+
+        if (part->assigned && part->position_live && !part->paused) {
+            rd_kafka_topic_partition_list_add(list, c->topic, (int32_t) p);
+        }
+    }
+
+    if (list->cnt && rd_kafka_position(c->rk, list)
+                     == RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+        for (i = 0; i < list->cnt; i++) {
+            e = &list->elems[i];
+            part = &c->sh->part[e->partition];
+
+            if (e->err == RD_KAFKA_RESP_ERR_NO_ERROR
+                && e->offset > (int64_t) part->position)
+            {
+                part->position = (ngx_atomic_uint_t) e->offset;
+            }
+        }
+    }
+
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+
 static void
 ngx_http_dashstream_consumer_assigned(ngx_http_dashstream_consumer_t *c,
     int32_t partition, ngx_uint_t on)
@@ -590,6 +647,10 @@ ngx_http_dashstream_consumer_loop(ngx_http_dashstream_consumer_t *c)
         }
 
         ngx_http_dashstream_consumer_store(c);
+
+        if (n == 0) {
+            ngx_http_dashstream_consumer_positions(c);
+        }
 
         if (c->dlq) {
             ngx_http_dashstream_dlq_poll(c->dlq);

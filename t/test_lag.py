@@ -207,3 +207,40 @@ def test_scrapes_agree_across_workers(nginx, kafka, make_topic):
         assert {k: v for k, v in other.items() if k[0].endswith("_total")} \
             == {k: v for k, v in values[0].items()
                 if k[0].endswith("_total")}
+
+
+def test_transaction_markers_do_not_leave_a_lag_of_one(nginx, kafka,
+                                                       make_topic):
+    """A committed transaction ends with a marker the consumer is never
+    given; the module must still read a caught-up partition as lag 0."""
+    from confluent_kafka import Producer
+
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic,
+               extra="dashstream_kafka_property isolation.level "
+                     "read_committed;")
+    wait_all(ng, topic, 1)
+
+    p = Producer(kafka.conf(**{"transactional.id": "tx-" + topic}))
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, ds.encode(ds.event(node_id="tx%d" % i,
+                                            sequence=i + 1)))
+    p.commit_transaction(30)
+
+    def settled():
+        s = scrape(ng).samples
+        end = s.get(("dashstream_kafka_high_watermark",
+                     frozenset({("topic", topic), ("partition", "0")})))
+        ok = s[("websocket_kafka_messages_total",
+                frozenset({("status", "success")}))] == 5
+        # 5 records and the commit marker: the end offset is 6
+        return ok and end == 6 and s
+    s = net.wait_for(settled, 30, 0.2, "5 records and the marker polled")
+    net.wait_for(lambda: lag_partitions(scrape(ng).samples, topic) == {0: 0},
+                 10, 0.2, "lag 0 past the marker")
+    pos = scrape(ng).samples[("dashstream_kafka_position",
+                              frozenset({("topic", topic),
+                                         ("partition", "0")}))]
+    assert pos == 6
