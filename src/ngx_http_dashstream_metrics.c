@@ -69,7 +69,6 @@ ngx_http_dashstream_metrics_handler(ngx_http_request_t *r)
     size_t                          size;
     ngx_int_t                       rc;
     ngx_buf_t                      *b;
-    ngx_chain_t                     out;
     ngx_http_dashstream_metrics_t   m;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -120,25 +119,10 @@ ngx_http_dashstream_metrics_handler(ngx_http_request_t *r)
     }
 
     b->last = m.e.pos;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/plain") - 1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_dashstream_send_buffer(r, NGX_HTTP_OK, b,
+                                   "text/plain; version=0.0.4; charset=utf-8",
+                                   sizeof("text/plain") - 1);
 }
 
 

@@ -1226,3 +1226,38 @@ ngx_http_dashstream_set_handler(ngx_conf_t *cf,
 
     return NGX_OK;
 }
+
+
+/*
+ * Sends a whole response held in one buffer: the metrics, status and
+ * handshake-refusal bodies.  ctype_len is the part of the type without
+ * parameters (nginx compares it for charset and gzip decisions).
+ */
+
+ngx_int_t
+ngx_http_dashstream_send_buffer(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b, const char *ctype, size_t ctype_len)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_type.data = (u_char *) ctype;
+    r->headers_out.content_type.len = ngx_strlen(ctype);
+    r->headers_out.content_type_len = ctype_len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

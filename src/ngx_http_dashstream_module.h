@@ -160,6 +160,8 @@ void ngx_http_dashstream_fanout_add(ngx_http_dashstream_sub_t *sub);
 void ngx_http_dashstream_fanout_remove(ngx_http_dashstream_sub_t *sub);
 
 /* location handlers */
+ngx_int_t ngx_http_dashstream_send_buffer(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_buf_t *b, const char *ctype, size_t ctype_len);
 ngx_int_t ngx_http_dashstream_websocket_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_dashstream_metrics_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_dashstream_status_handler(ngx_http_request_t *r);

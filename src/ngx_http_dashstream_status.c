@@ -46,7 +46,6 @@ ngx_http_dashstream_status_handler(ngx_http_request_t *r)
     uint64_t                          now;
     ngx_int_t                         rc;
     ngx_buf_t                        *b;
-    ngx_chain_t                       out;
     ngx_http_dashstream_shctx_t      *sh;
     ngx_http_dashstream_main_conf_t  *dmcf;
 
@@ -93,24 +92,10 @@ ngx_http_dashstream_status_handler(ngx_http_request_t *r)
     *p++ = LF;
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_dashstream_send_buffer(r, NGX_HTTP_OK, b,
+                                           "application/json",
+                                           sizeof("application/json") - 1);
 }
 
 

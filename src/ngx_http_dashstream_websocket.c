@@ -279,10 +279,8 @@ ngx_http_dashstream_ws_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *reason)
 {
     size_t        len;
-    ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_str_t     v;
-    ngx_chain_t   out;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "dashstream: websocket handshake rejected with %ui: %s",
@@ -328,24 +326,9 @@ ngx_http_dashstream_ws_reject(ngx_http_request_t *r, ngx_uint_t status,
 
     b->last = ngx_cpymem(b->last, reason, len);
     *b->last++ = LF;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len + 1;
-    ngx_str_set(&r->headers_out.content_type, "text/plain");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_dashstream_send_buffer(r, status, b, "text/plain",
+                                           sizeof("text/plain") - 1);
 }
 
 
