@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ngx_http_dashstream_expo.h"
@@ -285,7 +286,8 @@ ngx_http_dashstream_utf8_seq(const unsigned char *p, size_t len)
 size_t
 ngx_http_dashstream_expo_double(unsigned char *dst, size_t size, double v)
 {
-    int  n;
+    int   n, prec;
+    char  buf[32];
 
     if (isnan(v)) {
         n = snprintf((char *) dst, size, "NaN");
@@ -297,7 +299,17 @@ ngx_http_dashstream_expo_double(unsigned char *dst, size_t size, double v)
         n = snprintf((char *) dst, size, "%lld", (long long) v);
 
     } else {
-        n = snprintf((char *) dst, size, "%.17g", v);
+        /* the shortest form that reads back as the same double */
+
+        for (prec = 1; prec < 17; prec++) {
+            n = snprintf(buf, sizeof(buf), "%.*g", prec, v);
+
+            if (strtod(buf, NULL) == v) {
+                break;
+            }
+        }
+
+        n = snprintf((char *) dst, size, "%.*g", prec, v);
     }
 
     return n < 0 ? 0 : ((size_t) n < size ? (size_t) n : size - 1);

@@ -55,7 +55,7 @@ size_t ngx_http_dashstream_expo_escape(unsigned char *dst,
 size_t ngx_http_dashstream_expo_escape_len(const unsigned char *src,
     size_t len);
 
-/* Go-style floats: integers without a point, NaN, +Inf, -Inf */
+/* integers without a point, else the shortest exact form; NaN, +Inf, -Inf */
 size_t ngx_http_dashstream_expo_double(unsigned char *dst, size_t size,
     double v);
 

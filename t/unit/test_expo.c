@@ -84,7 +84,11 @@ UNIT_TEST(test_doubles)
     b[ngx_http_dashstream_expo_double(b, sizeof(b), -42)] = 0;
     CHECK_STR((char *) b, "-42");
     b[ngx_http_dashstream_expo_double(b, sizeof(b), 0.1)] = 0;
-    CHECK_STR((char *) b, "0.10000000000000001");
+    CHECK_STR((char *) b, "0.1");
+    b[ngx_http_dashstream_expo_double(b, sizeof(b), 0.1 + 0.2)] = 0;
+    CHECK_STR((char *) b, "0.30000000000000004");
+    b[ngx_http_dashstream_expo_double(b, sizeof(b), 2.54)] = 0;
+    CHECK_STR((char *) b, "2.54");
     b[ngx_http_dashstream_expo_double(b, sizeof(b), 1e20)] = 0;
     CHECK_STR((char *) b, "1e+20");
     b[ngx_http_dashstream_expo_double(b, sizeof(b), NAN)] = 0;
