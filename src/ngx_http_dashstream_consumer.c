@@ -636,8 +636,21 @@ ngx_http_dashstream_consumer_loop(ngx_http_dashstream_consumer_t *c)
             ngx_http_dashstream_consumer_assign_new(c);
         }
 
-        n = rd_kafka_consume_batch_queue(queue, NGX_HTTP_DASHSTREAM_POLL_MS,
-                                         batch, NGX_HTTP_DASHSTREAM_BATCH);
+        /*
+         * rd_kafka_consume_batch_queue() returns when its batch is full or
+         * its timeout is over, which at low rates holds every message for
+         * the whole timeout.  Wait for one message, then take what comes
+         * within a millisecond: batches under load, no latency floor.
+         */
+
+        batch[0] = rd_kafka_consumer_poll(c->rk, NGX_HTTP_DASHSTREAM_POLL_MS);
+        n = 0;
+
+        if (batch[0] != NULL) {
+            n = rd_kafka_consume_batch_queue(queue, 1, batch + 1,
+                                             NGX_HTTP_DASHSTREAM_BATCH - 1);
+            n = (n < 0 ? 0 : n) + 1;
+        }
 
         c->wrote = 0;
 

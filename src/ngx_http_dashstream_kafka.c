@@ -778,7 +778,8 @@ ngx_http_dashstream_kafka_consumer(int role,
     const ngx_http_dashstream_kafka_params_t *kp, rd_kafka_conf_t *kc,
     char *err, size_t err_cap)
 {
-    char         timeout[32], heartbeat[32];
+    char         timeout[32], heartbeat[32], value[32];
+    size_t       size;
     ngx_uint_t   consumer;
 
     consumer = (role == NGX_HTTP_DASHSTREAM_CLIENT_CONSUMER);
@@ -810,6 +811,26 @@ ngx_http_dashstream_kafka_consumer(int role,
 
     if (consumer && kp->rebalance_cb) {
         rd_kafka_conf_set_rebalance_cb(kc, kp->rebalance_cb);
+    }
+
+    /*
+     * librdkafka stops fetching a partition whose queue holds
+     * queued.min.messages and looks again only after a back-off: a
+     * consumer that decodes every message drains the queue, then idles.
+     * Queued bytes stay bounded by queued.max.messages.kbytes.  A value
+     * given with dashstream_kafka_property is kept.
+     */
+
+    size = sizeof(value);
+
+    if (consumer
+        && rd_kafka_conf_get(kc, "queued.min.messages", value, &size)
+           == RD_KAFKA_CONF_OK
+        && ngx_strcmp(value, "100000") == 0
+        && ngx_http_dashstream_kafka_setc(kc, "queued.min.messages",
+                                          "1000000", err, err_cap))
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
