@@ -58,7 +58,15 @@ static void ngx_http_dashstream_ws_finalize(ngx_http_dashstream_sub_t *sub,
     ngx_int_t rc);
 static void ngx_http_dashstream_ws_detach(ngx_http_dashstream_sub_t *sub);
 static void ngx_http_dashstream_ws_cleanup(void *data);
+static ngx_http_dashstream_out_t *ngx_http_dashstream_out_get(ngx_log_t *log);
+static void ngx_http_dashstream_out_put(ngx_http_dashstream_out_t *out);
 
+
+/* queue entries are reused: one is taken per frame and subscriber */
+#define NGX_HTTP_DASHSTREAM_OUT_KEEP  65536
+
+static ngx_http_dashstream_out_t  *ngx_http_dashstream_out_free;
+static ngx_uint_t                  ngx_http_dashstream_out_nfree;
 
 static ngx_chain_t  ngx_http_dashstream_cl[NGX_IOVS_PREALLOCATE];
 static ngx_buf_t    ngx_http_dashstream_bufs[NGX_IOVS_PREALLOCATE];
@@ -665,8 +673,8 @@ ngx_http_dashstream_ws_read(ngx_http_request_t *r)
         }
     }
 
-    /* a busy client: let the other connections of this worker run */
-    ngx_post_event(c->read, &ngx_posted_events);
+    /* a busy client: let the other events of this worker, epoll's too, run */
+    ngx_post_event(c->read, &ngx_posted_next_events);
 }
 
 
@@ -718,8 +726,18 @@ ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub, u_char *p,
         /* the request, and sub with it, may be freed by now */
 
         if (c->destroyed || sub->request == NULL || sub->close_rcvd) {
-            break;
+            return;
         }
+    }
+
+    /*
+     * Clients rarely speak after their resume: between messages the buffer
+     * goes back, so an idle subscriber costs nginx's request and no more.
+     */
+
+    if (ngx_http_dashstream_wsreader_idle(&sub->reader)) {
+        ngx_pfree(r->pool, sub->reader_buf);
+        sub->reader_buf = NULL;
     }
 }
 
@@ -845,8 +863,7 @@ ngx_http_dashstream_sub_queue(ngx_http_dashstream_sub_t *sub,
 {
     ngx_http_dashstream_out_t  *out;
 
-    out = ngx_alloc(sizeof(ngx_http_dashstream_out_t),
-                    sub->connection->log);
+    out = ngx_http_dashstream_out_get(sub->connection->log);
     if (out == NULL) {
         if (frame->refs == 0) {
             ngx_free(frame);
@@ -962,7 +979,7 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
             sub->out = out->next;
             messages += out->record;
             ngx_http_dashstream_frame_unref(out->frame);
-            ngx_free(out);
+            ngx_http_dashstream_out_put(out);
         }
 
         if (sub->out == NULL) {
@@ -1052,7 +1069,7 @@ ngx_http_dashstream_sub_close(ngx_http_dashstream_sub_t *sub, uint16_t code,
         for ( /* void */ ; out; out = next) {
             next = out->next;
             ngx_http_dashstream_frame_unref(out->frame);
-            ngx_free(out);
+            ngx_http_dashstream_out_put(out);
         }
     }
 
@@ -1199,7 +1216,7 @@ ngx_http_dashstream_ws_detach(ngx_http_dashstream_sub_t *sub)
     for (out = sub->out; out; out = next) {
         next = out->next;
         ngx_http_dashstream_frame_unref(out->frame);
-        ngx_free(out);
+        ngx_http_dashstream_out_put(out);
     }
 
     sub->out = NULL;
@@ -1229,4 +1246,35 @@ ngx_http_dashstream_ws_cleanup(void *data)
     ngx_http_dashstream_sub_t  *sub = data;
 
     ngx_http_dashstream_ws_detach(sub);
+}
+
+
+static ngx_http_dashstream_out_t *
+ngx_http_dashstream_out_get(ngx_log_t *log)
+{
+    ngx_http_dashstream_out_t  *out;
+
+    out = ngx_http_dashstream_out_free;
+
+    if (out) {
+        ngx_http_dashstream_out_free = out->next;
+        ngx_http_dashstream_out_nfree--;
+        return out;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_dashstream_out_t), log);
+}
+
+
+static void
+ngx_http_dashstream_out_put(ngx_http_dashstream_out_t *out)
+{
+    if (ngx_http_dashstream_out_nfree >= NGX_HTTP_DASHSTREAM_OUT_KEEP) {
+        ngx_free(out);
+        return;
+    }
+
+    out->next = ngx_http_dashstream_out_free;
+    ngx_http_dashstream_out_free = out;
+    ngx_http_dashstream_out_nfree++;
 }

@@ -122,6 +122,14 @@ ngx_http_dashstream_wsreader_feed(ngx_http_dashstream_wsreader_t *r,
 }
 
 
+int
+ngx_http_dashstream_wsreader_idle(const ngx_http_dashstream_wsreader_t *r)
+{
+    return r->state == NGX_HTTP_DASHSTREAM_WS_HEADER && r->hdr_len == 0
+           && r->msg_opcode == 0;
+}
+
+
 static int
 ngx_http_dashstream_ws_header(ngx_http_dashstream_wsreader_t *r,
     unsigned char c)

@@ -103,6 +103,12 @@ void ngx_http_dashstream_wsreader_init(ngx_http_dashstream_wsreader_t *r,
 int ngx_http_dashstream_wsreader_feed(ngx_http_dashstream_wsreader_t *r,
     const unsigned char *in, size_t len, size_t *used);
 
+/*
+ * Between messages: no header, payload or fragmented message in progress,
+ * so the caller may drop its buffer and init a new reader later.
+ */
+int ngx_http_dashstream_wsreader_idle(const ngx_http_dashstream_wsreader_t *r);
+
 /* an unmasked header with FIN set; out holds 10 bytes; returns its size */
 size_t ngx_http_dashstream_wsframe_header(unsigned char *out, unsigned opcode,
     uint64_t payload_len);

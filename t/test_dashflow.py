@@ -292,7 +292,7 @@ def test_no_resume_streams_from_the_connect_point(nginx, kafka, make_topic):
     """A DashFlow client that never resumes waits dashstream_resume_wait,
     then gets what arrived since it connected, and nothing older."""
     topic = make_topic(3)
-    ng = start(nginx, kafka, topic, loc="dashstream_resume_wait 2500ms;")
+    ng = start(nginx, kafka, topic, loc="dashstream_resume_wait 6s;")
     old = kafka.produce(topic, [ds.event(thread_id="o%d" % i)
                                 for i in range(4)])
     wait_consumed(ng, 4)
@@ -301,9 +301,10 @@ def test_no_resume_streams_from_the_connect_point(nginx, kafka, make_topic):
         new = kafka.produce(topic, [ds.event(thread_id="n%d" % i)
                                     for i in range(5)])
         wait_consumed(ng, 9)
-        assert time.monotonic() - connected < 2.3, "too slow to tell"
-        got = c.recv_messages(5, timeout=10)
-        assert time.monotonic() - connected >= 2.5
+        # a busy machine gets plenty of slack before the wait is over
+        assert time.monotonic() - connected < 5.5, "too slow to tell"
+        got = c.recv_messages(5, timeout=15)
+        assert time.monotonic() - connected >= 6
         assert_same_stream(got, as_msgs(new))
         assert not set(got) & set(as_msgs(old))
         assert c.drain(0.2) == ([], [])

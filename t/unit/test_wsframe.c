@@ -1051,6 +1051,40 @@ UNIT_TEST(test_key_valid)
 }
 
 
+UNIT_TEST(test_idle_between_messages)
+{
+    size_t                           n, used, i;
+    unsigned char                    in[64];
+    ngx_http_dashstream_wsreader_t   r;
+
+    test_init(&r, 1024);
+    CHECK(ngx_http_dashstream_wsreader_idle(&r));
+
+    /* a fragmented text "Hel" + "lo": busy until the last fragment ends */
+    n = test_frame(in, NGX_HTTP_DASHSTREAM_WS_OP_TEXT, S("Hel"));
+    n += test_frame(in + n, WS_FIN | NGX_HTTP_DASHSTREAM_WS_OP_CONT, S("lo"));
+
+    for (i = 0; i < n; i++) {
+        used = 0;
+        if (ngx_http_dashstream_wsreader_feed(&r, in + i, 1, &used)
+            == WS_TEXT)
+        {
+            CHECK_EQ_INT(i, n - 1);
+        }
+
+        CHECK_EQ_INT(used, 1);
+        CHECK_EQ_INT(ngx_http_dashstream_wsreader_idle(&r), i == n - 1);
+    }
+
+    /* a ping between fragments does not make the reader idle */
+    n = test_frame(in, NGX_HTTP_DASHSTREAM_WS_OP_TEXT, S("a"));
+    n += test_frame(in + n, WS_FIN | NGX_HTTP_DASHSTREAM_WS_OP_PING, S("p"));
+    CHECK_EQ_INT(ngx_http_dashstream_wsreader_feed(&r, in, n, &used),
+                 WS_PING);
+    CHECK(!ngx_http_dashstream_wsreader_idle(&r));
+}
+
+
 UNIT_MAIN("wsframe",
     UNIT_CASE(test_rfc_masked_text),
     UNIT_CASE(test_rfc_unmasked_rejected),
@@ -1076,4 +1110,5 @@ UNIT_MAIN("wsframe",
     UNIT_CASE(test_utf8),
     UNIT_CASE(test_utf8_exhaustive),
     UNIT_CASE(test_has_token),
-    UNIT_CASE(test_key_valid))
+    UNIT_CASE(test_key_valid),
+    UNIT_CASE(test_idle_between_messages))
