@@ -314,8 +314,15 @@ ngx_http_dashstream_fanout_live(ngx_http_dashstream_worker_t *w)
         }
     }
 
+    /*
+     * More to do: go on after this worker's other events.  A handler that
+     * posts itself to ngx_posted_events runs again in the same cycle, so
+     * a writer faster than the fan-out would keep the worker from ever
+     * reaching epoll (no accept, no scrape, no socket ready event).
+     */
+
     if (w->live_seq < head) {
-        ngx_post_event(w->wake->read, &ngx_posted_events);
+        ngx_post_event(w->wake->read, &ngx_posted_next_events);
     }
 }
 
@@ -646,7 +653,7 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
     }
 
     if (n == NGX_HTTP_DASHSTREAM_PUMP_MAX && !sub->live) {
-        ngx_post_event(sub->connection->write, &ngx_posted_events);
+        ngx_post_event(sub->connection->write, &ngx_posted_next_events);
     }
 
     ngx_http_dashstream_sub_flush(sub);
