@@ -10,6 +10,15 @@
  * until SIGINT or SIGTERM.
  *
  *     mock_cluster [-t topic] [-p partitions] [-d dlq_topic] [-b brokers]
+ *                  [-s slow_ms [-w]]
+ *
+ * -s makes every broker answer the requests a lag poller sends, ListOffsets
+ * (end offsets, "watermarks") and OffsetFetch (committed offsets), slow_ms
+ * late, and nothing else: Fetch, Metadata, group and commit requests keep
+ * their speed (bench/, issue 4).  rd_kafka_mock_broker_set_rtt() would
+ * slow every request on the broker, fetches included.  With -w the slow
+ * answers start at SIGUSR1, so that a consumer can first start up (it
+ * sends both requests once when it joins).
  */
 
 
@@ -26,13 +35,20 @@
 
 
 #define MOCK_DEFAULT_TOPIC  "dashstream-quality"
+#define MOCK_LIST_OFFSETS   2       /* Kafka protocol ApiKeys */
+#define MOCK_OFFSET_FETCH   9
+#define MOCK_SLOW_DEPTH     4
 
 
 typedef struct {
-    const char  *topic;
-    const char  *dlq_topic;
-    int          partitions;
-    int          brokers;
+    const char               *topic;
+    const char               *dlq_topic;
+    int                       partitions;
+    int                       brokers;
+    int                       slow_ms;
+    int                       slow_wait;
+    int                       slowing;
+    rd_kafka_mock_cluster_t  *mcluster;
 } mock_conf_t;
 
 
@@ -42,13 +58,16 @@ static rd_kafka_t *mock_handle(int brokers);
 static int mock_create_topic(rd_kafka_mock_cluster_t *mcluster,
     const char *topic, int partitions);
 static int mock_block_signals(sigset_t *set);
+static void *mock_slow_thread(void *data);
+static void mock_slow_refill(mock_conf_t *mc);
 
 
 int
 main(int argc, char **argv)
 {
-    int                       sig;
+    int                       sig, err;
     char                      dlq[256];
+    pthread_t                 slow;
     sigset_t                  set;
     const char               *bootstraps;
     rd_kafka_t               *rk;
@@ -106,12 +125,41 @@ main(int argc, char **argv)
             rd_kafka_version_str(), mc.brokers, mc.topic, mc.partitions,
             mc.dlq_topic);
 
+    if (mc.slow_ms > 0) {
+        mc.mcluster = mcluster;
+        mc.slowing = !mc.slow_wait;
+        mock_slow_refill(&mc);
+
+        err = pthread_create(&slow, NULL, mock_slow_thread, &mc);
+        if (err != 0) {
+            fprintf(stderr, "mock_cluster: pthread_create() failed: %s\n",
+                    strerror(err));
+            rd_kafka_destroy(rk);
+            return 1;
+        }
+
+        fprintf(stderr, "mock_cluster: ListOffsets and OffsetFetch answered "
+                "%d ms late%s\n", mc.slow_ms,
+                mc.slow_wait ? " from SIGUSR1 on" : "");
+    }
+
     /* the one line a script reads */
     printf("%s\n", bootstraps);
     fflush(stdout);
 
-    while (sigwait(&set, &sig) != 0) {
-        /* void */
+    for ( ;; ) {
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+
+        if (sig != SIGUSR1) {
+            break;
+        }
+
+        if (mc.slow_ms > 0 && !mc.slowing) {
+            fprintf(stderr, "mock_cluster: slow answers start now\n");
+            __atomic_store_n(&mc.slowing, 1, __ATOMIC_RELEASE);
+        }
     }
 
     fprintf(stderr, "mock_cluster: signal %d, stopping\n", sig);
@@ -132,8 +180,12 @@ mock_parse_args(int argc, char **argv, mock_conf_t *mc)
     mc->dlq_topic = NULL;
     mc->partitions = 4;
     mc->brokers = 1;
+    mc->slow_ms = 0;
+    mc->slow_wait = 0;
+    mc->slowing = 0;
+    mc->mcluster = NULL;
 
-    while ((c = getopt(argc, argv, "t:p:d:b:h")) != -1) {
+    while ((c = getopt(argc, argv, "t:p:d:b:s:wh")) != -1) {
         switch (c) {
 
         case 't':
@@ -158,10 +210,22 @@ mock_parse_args(int argc, char **argv, mock_conf_t *mc)
             }
             break;
 
+        case 's':
+            mc->slow_ms = mock_number(optarg, 1, 600000, "slow_ms");
+            if (mc->slow_ms < 0) {
+                return -1;
+            }
+            break;
+
+        case 'w':
+            mc->slow_wait = 1;
+            break;
+
         default:
             fprintf(stderr, "usage: %s [-t topic] [-p partitions] "
-                    "[-d dlq_topic] [-b brokers]\n"
-                    "  defaults: -t %s -p 4 -d <topic>-dlq -b 1\n",
+                    "[-d dlq_topic] [-b brokers] [-s slow_ms [-w]]\n"
+                    "  defaults: -t %s -p 4 -d <topic>-dlq -b 1, "
+                    "no slow answers\n",
                     argv[0], MOCK_DEFAULT_TOPIC);
             return -1;
         }
@@ -266,6 +330,7 @@ mock_block_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
 
     err = pthread_sigmask(SIG_BLOCK, set, NULL);
 
@@ -276,4 +341,57 @@ mock_block_signals(sigset_t *set)
     }
 
     return 0;
+}
+
+
+/*
+ * A broker's error stack for an ApiKey holds (error, delay) entries that
+ * its next requests of that type consume, whichever client sends them; an
+ * entry without error just delays the answer.  The stacks are kept topped
+ * up, a few entries deep, for as long as the cluster runs.
+ */
+
+static void *
+mock_slow_thread(void *data)
+{
+    mock_conf_t  *mc = data;
+
+    for ( ;; ) {
+        usleep(50 * 1000);
+        mock_slow_refill(mc);
+    }
+
+    return NULL;
+}
+
+
+static void
+mock_slow_refill(mock_conf_t *mc)
+{
+    int       b, k;
+    size_t    cnt;
+    int16_t   keys[2] = { MOCK_LIST_OFFSETS, MOCK_OFFSET_FETCH };
+
+    if (!__atomic_load_n(&mc->slowing, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+
+    for (b = 1; b <= mc->brokers; b++) {
+        for (k = 0; k < 2; k++) {
+            cnt = 0;    /* left alone while the stack does not exist */
+
+            if (rd_kafka_mock_broker_error_stack_cnt(mc->mcluster, b, keys[k],
+                                                     &cnt)
+                != RD_KAFKA_RESP_ERR_NO_ERROR)
+            {
+                continue;
+            }
+
+            while (cnt++ < MOCK_SLOW_DEPTH) {
+                (void) rd_kafka_mock_broker_push_request_error_rtts(
+                           mc->mcluster, b, keys[k], 1,
+                           RD_KAFKA_RESP_ERR_NO_ERROR, mc->slow_ms);
+            }
+        }
+    }
 }
