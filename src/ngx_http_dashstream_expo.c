@@ -18,6 +18,8 @@ static void ngx_http_dashstream_expo_str(ngx_http_dashstream_expo_t *e,
 static void ngx_http_dashstream_expo_series(ngx_http_dashstream_expo_t *e,
     const char *name, const char *suffix,
     const ngx_http_dashstream_label_t *labels, size_t n, const char *le);
+static int ngx_http_dashstream_expo_plain(const unsigned char *src,
+    size_t len);
 static size_t ngx_http_dashstream_utf8_seq(const unsigned char *p,
     size_t len);
 
@@ -127,6 +129,7 @@ ngx_http_dashstream_expo_series(ngx_http_dashstream_expo_t *e,
     const char *name, const char *suffix,
     const ngx_http_dashstream_label_t *labels, size_t n, const char *le)
 {
+    int     plain;
     size_t  i, len;
 
     ngx_http_dashstream_expo_str(e, name);
@@ -149,16 +152,27 @@ ngx_http_dashstream_expo_series(ngx_http_dashstream_expo_t *e,
         ngx_http_dashstream_expo_str(e, labels[i].name);
         ngx_http_dashstream_expo_put(e, "=\"", 2);
 
-        len = ngx_http_dashstream_expo_escape_len(labels[i].value,
-                                                  labels[i].len);
+        plain = ngx_http_dashstream_expo_plain(labels[i].value,
+                                               labels[i].len);
+
+        len = plain ? labels[i].len
+                    : ngx_http_dashstream_expo_escape_len(labels[i].value,
+                                                          labels[i].len);
 
         if (e->full || (size_t) (e->end - e->pos) < len) {
             e->full = 1;
             return;
         }
 
-        e->pos += ngx_http_dashstream_expo_escape(e->pos, labels[i].value,
-                                                  labels[i].len);
+        if (plain) {
+            memcpy(e->pos, labels[i].value, len);
+            e->pos += len;
+
+        } else {
+            e->pos += ngx_http_dashstream_expo_escape(e->pos, labels[i].value,
+                                                      labels[i].len);
+        }
+
         ngx_http_dashstream_expo_put(e, "\"", 1);
     }
 
@@ -235,6 +249,28 @@ ngx_http_dashstream_expo_escape(unsigned char *dst, const unsigned char *src,
     }
 
     return p - dst;
+}
+
+
+/*
+ * Most label values (topics, partitions, worker numbers) are ASCII without
+ * a quote, a backslash or a newline: they are copied as they are.
+ */
+
+static int
+ngx_http_dashstream_expo_plain(const unsigned char *src, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (src[i] >= 0x80 || src[i] == '\\' || src[i] == '"'
+            || src[i] == '\n')
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

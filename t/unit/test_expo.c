@@ -72,6 +72,14 @@ UNIT_TEST(test_label_escaping)
     e = expo(sizeof(out));
     ngx_http_dashstream_expo_sample(&e, "g", &l, 1, 2.5);
     CHECK_STR(out, "g{tool=\"a\\\\b\\\"c\\nd\"} 2.5\n");
+
+    /* a value with bytes above 0x7f takes the escaping path too */
+    l.value = bad;
+    l.len = sizeof(bad);
+    e = expo(sizeof(out));
+    ngx_http_dashstream_expo_sample(&e, "g", &l, 1, 1);
+    CHECK_STR(out, "g{tool=\"x\xef\xbf\xbdy\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd"
+              "\xef\xbf\xbd\"} 1\n");
 }
 
 
