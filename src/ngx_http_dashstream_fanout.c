@@ -373,7 +373,11 @@ ngx_http_dashstream_fanout_deliver(ngx_http_dashstream_worker_t *w,
                - (sub->protocol == NGX_HTTP_DASHSTREAM_PROTO_RAW
                   ? frame->cursor_len : 0);
 
-        if (sub->out_bytes + need > sub->dlcf->send_budget) {
+        /* an empty queue takes any one record, however large */
+
+        if (sub->out_bytes
+            && sub->out_bytes + need > sub->dlcf->send_budget)
+        {
 
             if (sub->dlcf->slow_policy == NGX_HTTP_DASHSTREAM_SLOW_CLOSE) {
                 (void) ngx_atomic_fetch_add(&w->sh->counters.closed_slow, 1);
@@ -585,7 +589,8 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
 {
     int                              rc;
     uint64_t                         tail;
-    ngx_uint_t                       n;
+    ngx_uint_t                       n, more;
+    ngx_connection_t                *c;
     ngx_http_dashstream_rec_t        rec;
     ngx_http_dashstream_worker_t    *w;
     ngx_http_dashstream_frame_t     *frame;
@@ -595,6 +600,8 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
     if (sub->request == NULL || sub->live || sub->waiting || sub->closing) {
         return;
     }
+
+    more = 1;
 
     for (n = 0; n < NGX_HTTP_DASHSTREAM_PUMP_MAX; n++) {
 
@@ -644,6 +651,7 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
             || ngx_http_dashstream_fanout_record(sub, frame, frame->data)
                != NGX_OK)
         {
+            more = 0;
             break;
         }
 
@@ -652,11 +660,27 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
         }
     }
 
-    if (n == NGX_HTTP_DASHSTREAM_PUMP_MAX && !sub->live) {
-        ngx_post_event(sub->connection->write, &ngx_posted_next_events);
-    }
+    c = sub->connection;
 
     ngx_http_dashstream_sub_flush(sub);
+
+    if (c->destroyed) {
+        return;
+    }
+
+    /*
+     * Stopped by the round's bound or by the send budget, with records
+     * left: a socket that took everything queued raises no write event,
+     * so the pump goes on by itself after this worker's other events.
+     * A socket that did not is written again when it is ready, and the
+     * write handler pumps on.
+     */
+
+    if (more && sub->request && !sub->live && !sub->closing
+        && sub->out == NULL)
+    {
+        ngx_post_event(c->write, &ngx_posted_next_events);
+    }
 }
 
 

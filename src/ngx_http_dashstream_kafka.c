@@ -653,9 +653,9 @@ ngx_http_dashstream_kafka_push(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (kp) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "Kafka property \"%s\" is already set by \"%s\" "
-                           "in %s:%ui", name, kp->directive, kp->file,
-                           kp->line);
+                           "\"%V\" sets Kafka property \"%s\", which "
+                           "\"%s\" already sets (%s:%ui)", &cmd->name, name,
+                           kp->directive, kp->file, kp->line);
         return NULL;
     }
 

@@ -37,8 +37,17 @@ static char *ngx_http_dashstream_max_message_size(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_dashstream_origin_valid(ngx_str_t *o);
 static char *ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_dashstream_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_dashstream_check_size(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_dashstream_lag_time(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_ws_time(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_dashstream_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_dashstream_dlq_backoff(ngx_conf_t *cf,
@@ -101,6 +110,49 @@ static ngx_conf_post_handler_pt  ngx_http_dashstream_min_message_p =
     ngx_http_dashstream_min_message;
 
 
+/* a time or size directive's range, checked where it appears */
+
+typedef struct {
+    ngx_conf_post_handler_pt        post_handler;
+    ngx_msec_t                      low;
+    ngx_msec_t                      high;
+} ngx_http_dashstream_msec_bounds_t;
+
+
+typedef struct {
+    ngx_conf_post_handler_pt        post_handler;
+    size_t                          low;
+    size_t                          high;
+} ngx_http_dashstream_size_bounds_t;
+
+
+/* librdkafka's session.timeout.ms is 1..3600000; brokers want >= 6s */
+static ngx_http_dashstream_msec_bounds_t  ngx_http_dashstream_session_bounds = {
+    ngx_http_dashstream_check_msec, 1000, 3600000
+};
+
+
+static ngx_http_dashstream_msec_bounds_t  ngx_http_dashstream_lag_bounds = {
+    ngx_http_dashstream_check_msec, 10, 3600000
+};
+
+
+/* a ping timer of 0 would fire on every turn of the event loop */
+static ngx_http_dashstream_msec_bounds_t  ngx_http_dashstream_ping_bounds = {
+    ngx_http_dashstream_check_msec, 100, 86400000
+};
+
+
+static ngx_http_dashstream_size_bounds_t  ngx_http_dashstream_budget_bounds = {
+    ngx_http_dashstream_check_size, 16 * 1024, NGX_MAX_SIZE_T_VALUE
+};
+
+
+static ngx_http_dashstream_size_bounds_t  ngx_http_dashstream_message_bounds = {
+    ngx_http_dashstream_check_size, 1024, NGX_MAX_SIZE_T_VALUE
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_dashstream_series_bounds = {
     ngx_conf_check_num_bounds, 0, NGX_HTTP_DASHSTREAM_MAX_SERIES
 };
@@ -160,28 +212,28 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       ngx_http_dashstream_max_message_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, max_message_size),
-      NULL },
+      &ngx_http_dashstream_message_bounds },
 
     { ngx_string("dashstream_session_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, session_timeout),
-      NULL },
+      &ngx_http_dashstream_session_bounds },
 
     { ngx_string("dashstream_lag_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_dashstream_lag_time,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, lag_interval),
-      NULL },
+      &ngx_http_dashstream_lag_bounds },
 
     { ngx_string("dashstream_lag_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_dashstream_lag_time,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, lag_timeout),
-      NULL },
+      &ngx_http_dashstream_lag_bounds },
 
     { ngx_string("dashstream_stream_metrics"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -360,17 +412,17 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
 
     { ngx_string("dashstream_ping_interval"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_dashstream_ws_time,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_dashstream_loc_conf_t, ping_interval),
-      NULL },
+      &ngx_http_dashstream_ping_bounds },
 
     { ngx_string("dashstream_idle_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_dashstream_ws_time,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_dashstream_loc_conf_t, idle_timeout),
-      NULL },
+      &ngx_http_dashstream_ping_bounds },
 
     { ngx_string("dashstream_resume_wait"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -391,7 +443,7 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_dashstream_loc_conf_t, send_budget),
-      NULL },
+      &ngx_http_dashstream_budget_bounds },
 
     { ngx_string("dashstream_slow_subscriber"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -685,8 +737,23 @@ ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
     if (dmcf->lag_timeout >= dmcf->lag_interval) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"dashstream_lag_timeout\" (%M ms) must be shorter "
-                      "than \"dashstream_lag_interval\" (%M ms)",
-                      dmcf->lag_timeout, dmcf->lag_interval);
+                      "than \"dashstream_lag_interval\" (%M ms) in %s:%ui",
+                      dmcf->lag_timeout, dmcf->lag_interval, dmcf->lag_file,
+                      dmcf->lag_line);
+        return NGX_CONF_ERROR;
+    }
+
+    /* dead letters in the topic they came from would come back forever */
+
+    if (dmcf->dlq_topic.len == dmcf->topic.len
+        && ngx_strncmp(dmcf->dlq_topic.data, dmcf->topic.data,
+                       dmcf->topic.len) == 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dashstream_dlq_topic\" \"%V\" is the topic the "
+                      "module consumes: undecodable records would come back "
+                      "from it forever in %s:%ui", &dmcf->dlq_topic,
+                      dmcf->dlq_file, dmcf->dlq_line);
         return NGX_CONF_ERROR;
     }
 
@@ -800,6 +867,22 @@ ngx_http_dashstream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
     ngx_conf_merge_ptr_value(conf->tenant_scope, prev->tenant_scope, NULL);
 
+    if (conf->timing_file == NULL) {
+        conf->timing_file = prev->timing_file;
+        conf->timing_line = prev->timing_line;
+    }
+
+    /* idleness is judged on ping ticks: a pong needs one to answer */
+
+    if (conf->idle_timeout <= conf->ping_interval) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dashstream_idle_timeout\" (%M ms) must be longer "
+                      "than \"dashstream_ping_interval\" (%M ms) in %s:%ui",
+                      conf->idle_timeout, conf->ping_interval,
+                      conf->timing_file, conf->timing_line);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -879,6 +962,8 @@ ngx_http_dashstream_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     dmcf->zone_file = cf->conf_file->file.name.data;
     dmcf->zone_line = cf->conf_file->line;
+    ctx->file = dmcf->zone_file;
+    ctx->line = dmcf->zone_line;
 
     return NGX_CONF_OK;
 }
@@ -938,8 +1023,9 @@ ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t  *field, *value;
-    ngx_uint_t  i;
+    ngx_str_t                        *field, *value;
+    ngx_uint_t                        i;
+    ngx_http_dashstream_main_conf_t  *dmcf;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -966,6 +1052,12 @@ ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *field = value[1];
+
+    if (cmd->offset == offsetof(ngx_http_dashstream_main_conf_t, dlq_topic)) {
+        dmcf = conf;
+        dmcf->dlq_file = cf->conf_file->file.name.data;
+        dmcf->dlq_line = cf->conf_file->line;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1050,10 +1142,7 @@ ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         /* an origin is scheme://host[:port], without a path */
 
         if (!(value[i].len == 1 && value[i].data[0] == '*')
-            && (ngx_strlchr(value[i].data, value[i].data + value[i].len, ':')
-                == NULL
-                || ngx_strstrn(value[i].data, "://", 3 - 1) == NULL
-                || value[i].data[value[i].len - 1] == '/'))
+            && ngx_http_dashstream_origin_valid(&value[i]) != NGX_OK)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid origin \"%V\": expected "
@@ -1073,6 +1162,73 @@ ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* scheme://host[:port], host a name or [IPv6], port 1..65535, no path */
+
+static ngx_int_t
+ngx_http_dashstream_origin_valid(ngx_str_t *o)
+{
+    u_char  *p, *last, *host;
+    size_t   n;
+
+    p = o->data;
+    last = o->data + o->len;
+
+    while (p < last && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                        || (*p >= '0' && *p <= '9') || *p == '+'
+                        || *p == '-' || *p == '.'))
+    {
+        p++;
+    }
+
+    if (p == o->data || last - p < 4 || ngx_strncmp(p, "://", 3) != 0) {
+        return NGX_ERROR;
+    }
+
+    p += 3;
+    host = p;
+
+    if (p < last && *p == '[') {
+        while (p < last && *p != ']') {
+            p++;
+        }
+
+        if (p == last || p - host < 3) {
+            return NGX_ERROR;
+        }
+
+        p++;
+
+    } else {
+        while (p < last && *p != ':' && *p != '/' && *p != '?'
+               && *p != '#' && *p != '@')
+        {
+            p++;
+        }
+
+        if (p == host) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (p == last) {
+        return NGX_OK;
+    }
+
+    if (*p != ':') {
+        return NGX_ERROR;
+    }
+
+    p++;
+    n = last - p;
+
+    if (n == 0 || n > 5 || ngx_atoi(p, n) < 1 || ngx_atoi(p, n) > 65535) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static char *
 ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post, void *data)
 {
@@ -1083,6 +1239,93 @@ ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_dashstream_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_dashstream_msec_bounds_t  *b = post;
+    ngx_msec_t                         *mp = data;
+
+    u_char  *msg;
+
+    if (*mp >= b->low && *mp <= b->high) {
+        return NGX_CONF_OK;
+    }
+
+    msg = ngx_pcalloc(cf->pool, 80);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_snprintf(msg, 79, "value must be between %Mms and %Mms",
+                        b->low, b->high);
+
+    return (char *) msg;
+}
+
+
+static char *
+ngx_http_dashstream_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_dashstream_size_bounds_t  *b = post;
+    size_t                             *sp = data;
+
+    u_char  *msg;
+
+    if (*sp >= b->low && *sp <= b->high) {
+        return NGX_CONF_OK;
+    }
+
+    msg = ngx_pcalloc(cf->pool, 80);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_snprintf(msg, 79, "value must be at %s %uz bytes",
+                        *sp < b->low ? "least" : "most",
+                        *sp < b->low ? b->low : b->high);
+
+    return (char *) msg;
+}
+
+
+/* the lag directives remember where they were, for the check of the pair */
+
+static char *
+ngx_http_dashstream_lag_time(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK) {
+        dmcf->lag_file = cf->conf_file->file.name.data;
+        dmcf->lag_line = cf->conf_file->line;
+    }
+
+    return rv;
+}
+
+
+static char *
+ngx_http_dashstream_ws_time(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dashstream_loc_conf_t *dlcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK) {
+        dlcf->timing_file = cf->conf_file->file.name.data;
+        dlcf->timing_line = cf->conf_file->line;
+    }
+
+    return rv;
 }
 
 

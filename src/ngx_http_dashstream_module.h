@@ -95,6 +95,10 @@ typedef struct {
     ngx_uint_t                      zone_line;
     u_char                         *size_file;
     ngx_uint_t                      size_line;
+    u_char                         *lag_file;
+    ngx_uint_t                      lag_line;
+    u_char                         *dlq_file;
+    ngx_uint_t                      dlq_line;
 
     /* one eventfd per worker, made in the master, inherited by workers */
     int                            *wake_fds;
@@ -114,6 +118,10 @@ typedef struct {
     ngx_uint_t                      resume_max_partitions;
     ngx_array_t                    *origins;        /* of ngx_str_t */
     ngx_http_complex_value_t       *tenant_scope;
+
+    /* where the ping/idle pair was last set, for the check in merge */
+    u_char                         *timing_file;
+    ngx_uint_t                      timing_line;
 } ngx_http_dashstream_loc_conf_t;
 
 

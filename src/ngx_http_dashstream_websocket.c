@@ -37,8 +37,9 @@ static ngx_int_t ngx_http_dashstream_ws_accept(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_http_dashstream_sub_t *ngx_http_dashstream_ws_sub(
     ngx_http_request_t *r, ngx_http_dashstream_ws_args_t *args);
+static ngx_uint_t ngx_http_dashstream_ws_hex(u_char c);
 static ngx_int_t ngx_http_dashstream_ws_arg(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
+    const char *name, ngx_str_t *value, const char **reason);
 static uint32_t ngx_http_dashstream_ws_types(ngx_str_t *v);
 static ngx_int_t ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
     ngx_http_dashstream_ws_args_t *args, const char **reason);
@@ -449,18 +450,63 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r,
 
 /*
  * A query argument, percent-decoded: browsers send ids with reserved
- * characters encoded ("a%2Fb" for thread "a/b").  NGX_DECLINED if absent.
+ * characters encoded ("a%2Fb" for thread "a/b").  NGX_DECLINED if absent,
+ * NGX_ABORT (with a reason) if given twice, badly encoded or holding a
+ * control character once decoded.
  */
 
 static ngx_int_t
 ngx_http_dashstream_ws_arg(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
+    ngx_str_t *value, const char **reason)
 {
-    u_char     *dst, *src;
-    ngx_str_t   v;
+    u_char      *p, *last, *start, *eq, *dst, *src;
+    size_t       len;
+    ngx_str_t    v;
+    ngx_uint_t   found;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK) {
+    len = ngx_strlen(name);
+    p = r->args.data;
+    last = p + r->args.len;
+    found = 0;
+    ngx_str_null(&v);
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != '&') {
+            p++;
+        }
+
+        eq = ngx_strlchr(start, p, '=');
+
+        if ((size_t) ((eq ? eq : p) - start) == len
+            && ngx_strncasecmp(start, (u_char *) name, len) == 0)
+        {
+            if (found++) {
+                *reason = "a query argument is given twice";
+                return NGX_ABORT;
+            }
+
+            v.data = eq ? eq + 1 : p;
+            v.len = p - v.data;
+        }
+
+        p++;
+    }
+
+    if (!found) {
         return NGX_DECLINED;
+    }
+
+    for (p = v.data; p < v.data + v.len; p++) {
+        if (*p == '%'
+            && (v.data + v.len - p < 3
+                || !ngx_http_dashstream_ws_hex(p[1])
+                || !ngx_http_dashstream_ws_hex(p[2])))
+        {
+            *reason = "a query argument has a bad percent-encoding";
+            return NGX_ABORT;
+        }
     }
 
     dst = ngx_pnalloc(r->pool, v.len + 1);
@@ -475,7 +521,21 @@ ngx_http_dashstream_ws_arg(ngx_http_request_t *r, const char *name,
 
     value->len = dst - value->data;
 
+    for (p = value->data; p < dst; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            *reason = "a query argument holds a control character";
+            return NGX_ABORT;
+        }
+    }
+
     return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_dashstream_ws_hex(u_char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
 
@@ -539,23 +599,35 @@ static ngx_int_t
 ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
     ngx_http_dashstream_ws_args_t *args, const char **reason)
 {
-    ngx_str_t                        v, scope;
-    ngx_uint_t                       n;
+    ngx_int_t                        rc[4];
+    ngx_str_t                        v, scope, vals[2];
+    ngx_uint_t                       n, i;
     ngx_table_elt_t                 *h;
     ngx_http_dashstream_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dashstream_module);
 
+    static const char  *names[] = { "thread", "tenant", "type", "from" };
+
     ngx_memzero(args, sizeof(ngx_http_dashstream_ws_args_t));
 
-    if (ngx_http_dashstream_ws_arg(r, "thread", &args->thread) == NGX_ERROR
-        || ngx_http_dashstream_ws_arg(r, "tenant", &args->tenant) == NGX_ERROR)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    for (i = 0; i < 4; i++) {
+        rc[i] = ngx_http_dashstream_ws_arg(r, names[i],
+                                           i == 0 ? &args->thread
+                                           : i == 1 ? &args->tenant
+                                           : &vals[i - 2], reason);
+
+        if (rc[i] == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc[i] == NGX_ABORT) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
     }
 
-    if (ngx_http_dashstream_ws_arg(r, "type", &v) == NGX_OK) {
-        args->types = ngx_http_dashstream_ws_types(&v);
+    if (rc[2] == NGX_OK) {
+        args->types = ngx_http_dashstream_ws_types(&vals[0]);
 
         if (args->types == 0) {
             *reason = "the \"type\" argument lists an unknown message type";
@@ -563,7 +635,9 @@ ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_dashstream_ws_arg(r, "from", &v) == NGX_OK) {
+    v = vals[1];
+
+    if (rc[3] == NGX_OK) {
         if (v.len == 6 && ngx_strncmp(v.data, "latest", 6) == 0) {
             args->from_latest = 1;
 

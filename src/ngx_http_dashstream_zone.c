@@ -223,8 +223,8 @@ too_small:
 
     ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                   "dashstream_zone \"%V\" of %uz bytes is too small for "
-                  "%ui records", &shm_zone->shm.name, shm_zone->shm.size,
-                  ctx->records);
+                  "%ui records in %s:%ui", &shm_zone->shm.name,
+                  shm_zone->shm.size, ctx->records, ctx->file, ctx->line);
 
     return NGX_ERROR;
 }

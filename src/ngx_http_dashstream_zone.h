@@ -209,6 +209,8 @@ typedef struct {
     ngx_http_dashstream_shctx_t    *sh;
     ngx_slab_pool_t                *shpool;
     ngx_uint_t                      records;        /* ring slots asked for */
+    u_char                         *file;           /* of dashstream_zone */
+    ngx_uint_t                      line;
 } ngx_http_dashstream_zone_ctx_t;
 
 

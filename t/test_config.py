@@ -345,3 +345,123 @@ def test_client_max_message_below_125(nginx, module):
     assert_fails(ng, r, '"dashstream_client_max_message" directive must be '
                  'at least 125 bytes, the largest control frame',
                  "dashstream_client_max_message")
+
+
+# -- ranges and pairs (found by a review that fed nginx -t bad values) ----
+
+@pytest.mark.parametrize("directive,value,message", [
+    ("dashstream_send_budget", "0", "value must be at least 16384 bytes"),
+    ("dashstream_send_budget", "16383", "value must be at least 16384 bytes"),
+    ("dashstream_ping_interval", "0", "value must be between 100ms and "
+     "86400000ms"),
+    ("dashstream_idle_timeout", "0", "value must be between 100ms and "
+     "86400000ms"),
+])
+def test_location_value_out_of_range(nginx, module, directive, value,
+                                     message):
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
+        location = /ws {
+            dashstream_websocket;
+            %s %s;
+        }""" % (directive, value))
+    assert_fails(ng, r, '"%s" directive %s' % (directive, message),
+                 directive)
+
+
+@pytest.mark.parametrize("line,message", [
+    ("dashstream_session_timeout 0;", "value must be between 1000ms and "
+     "3600000ms"),
+    ("dashstream_session_timeout 2h;", "value must be between 1000ms and "
+     "3600000ms"),
+    ("dashstream_max_message_size 0;", "value must be at least 1024 bytes"),
+    ("dashstream_max_message_size 1;", "value must be at least 1024 bytes"),
+    ("dashstream_lag_interval 0;", "value must be between 10ms and "
+     "3600000ms"),
+])
+def test_http_value_out_of_range(nginx, module, line, message):
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE + "\n" + line)
+    directive = line.split()[0]
+    assert_fails(ng, r, '"%s" directive %s' % (directive, message),
+                 directive)
+
+
+def test_idle_timeout_must_outlast_the_ping_interval(nginx, module):
+    """Idleness is judged when a ping is due: an idle timeout not longer
+    than the ping period closes every subscriber before it can answer."""
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
+        location = /ws {
+            dashstream_websocket;
+            dashstream_ping_interval 5s;
+            dashstream_idle_timeout 5s;
+        }""")
+    assert_fails(ng, r, '"dashstream_idle_timeout" (5000 ms) must be longer '
+                 'than "dashstream_ping_interval" (5000 ms)',
+                 "dashstream_idle_timeout")
+    # the default idle timeout (60s) against an inherited ping interval
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
+        dashstream_ping_interval 90s;
+        location = /ws { dashstream_websocket; }""")
+    assert_fails(ng, r, '"dashstream_idle_timeout" (60000 ms) must be longer '
+                 'than "dashstream_ping_interval" (90000 ms)',
+                 "dashstream_ping_interval")
+
+
+def test_lag_timeout_against_interval_points_at_the_directive(nginx, module):
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE + """
+        dashstream_lag_interval 1s;
+        dashstream_lag_timeout 5s;""")
+    assert_fails(ng, r, '"dashstream_lag_timeout" (5000 ms) must be shorter '
+                 'than "dashstream_lag_interval" (1000 ms)',
+                 "dashstream_lag_timeout")
+    # the default timeout (2s) against a short interval
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE + """
+        dashstream_lag_interval 1s;""")
+    assert_fails(ng, r, '"dashstream_lag_timeout" (2000 ms) must be shorter '
+                 'than "dashstream_lag_interval" (1000 ms)',
+                 "dashstream_lag_interval")
+
+
+@pytest.mark.parametrize("topic", ["", "dashstream_topic events;"])
+def test_dead_letter_topic_cannot_be_the_consumed_topic(nginx, module, topic):
+    """Dead letters written to the consumed topic would be read back,
+    fail again and be dead-lettered again, forever."""
+    name = "events" if topic else "dashstream-quality"
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE + "\n" + topic +
+                  "\ndashstream_dlq_topic %s;" % name)
+    assert_fails(ng, r, '"dashstream_dlq_topic" "%s" is the topic the module '
+                 'consumes: undecodable records would come back from it '
+                 'forever' % name, "dashstream_dlq_topic")
+
+
+def test_zone_too_small_for_its_records_points_at_the_zone(nginx, module):
+    ng, r = check(nginx, http=BROKERS + """
+        dashstream_zone ds 8m records=67108864;
+        dashstream_max_message_size 1m;""")
+    assert r.returncode == 1
+    assert emergs(r) == ['dashstream_zone "ds" of 8388608 bytes is too small '
+                         'for 67108864 records in %s:%d'
+                         % (ng.conf_path, ng.line_of(" dashstream_zone"))]
+
+
+@pytest.mark.parametrize("origin", [
+    "http://a:99999", "http://a:0", "http://a:", "http://:80", "://a",
+    "http//a", "http://a/", "http://a:80/x", "http://[::1", "1http:/x",
+])
+def test_bad_origin_is_refused(nginx, module, origin):
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
+        location = /ws {
+            dashstream_websocket;
+            dashstream_allowed_origins %s;
+        }""" % origin)
+    assert_fails(ng, r, 'invalid origin "%s": expected scheme://host[:port] '
+                 'or *' % origin, "dashstream_allowed_origins")
+
+
+def test_good_origins_pass(nginx, module):
+    ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
+        location = /ws {
+            dashstream_websocket;
+            dashstream_allowed_origins https://a.example http://a:65535
+                chrome-extension://abc http://[::1]:8080 http://[::1];
+        }""")
+    assert_passes(ng, r)

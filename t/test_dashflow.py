@@ -392,6 +392,42 @@ def test_query_filter_on_replay(nginx, kafka, make_topic):
         assert c.drain(0.2) == ([], [])
 
 
+@pytest.mark.parametrize("how", ["query", "resume", "no resume"])
+def test_replay_larger_than_the_send_budget_completes(nginx, kafka,
+                                                      make_topic, how):
+    """A subscriber behind the writer is fed from the ring one send budget
+    at a time; a socket that takes a whole budget at once raises no write
+    event, and the replay must go on anyway (it stopped after one budget:
+    8 of 1,200 records with a 16k budget), and then go live."""
+    topic = make_topic(2)
+    ng = start(nginx, kafka, topic, loc="dashstream_send_budget 16k;",
+               extra="dashstream_kafka_property linger.ms 5;")
+    msgs = [ds.message_of_size(2000) for _ in range(1200)]
+    if how == "no resume":
+        # streams from its connection point: it connects while the
+        # producer runs and catches up from behind the writer
+        with ws.Client(ng.ws_url("/ws")) as c:
+            produced = kafka.produce(topic, msgs)
+            got = c.recv_messages(len(msgs), timeout=60)
+            assert_same_stream(got, as_msgs(produced))
+        return
+    produced = kafka.produce(topic, msgs)
+    wait_consumed(ng, len(msgs))
+    url = "/ws?from=earliest" if how == "query" else "/ws"
+    with ws.Client(ng.ws_url(url)) as c:
+        if how == "resume":
+            c.send_resume({}, from_="earliest")
+        got = c.recv_messages(len(msgs), timeout=60)
+        assert_same_stream(got, as_msgs(produced))
+        done = c.recv_json("replay_complete")
+        assert (done["totalReplayed"], done["complete"]) == (len(msgs), True)
+        # and it is live afterwards
+        more = kafka.produce(topic, [ds.message_of_size(2000)
+                                     for _ in range(5)])
+        assert_same_stream(c.recv_messages(5), as_msgs(more))
+        assert c.drain(0.2) == ([], [])
+
+
 # -- the raw protocol -----------------------------------------------------
 
 SIZES = [1, 3, 125, 126, 127, 1000, 65535, 65536, 65537, 200000]
@@ -510,6 +546,12 @@ def test_query_filter_values_are_url_decoded(nginx, kafka, make_topic):
     ("type=", 'the "type" argument lists an unknown message type'),
     ("type=10", 'the "type" argument lists an unknown message type'),
     ("from=bogus", 'the "from" argument must be "latest" or "earliest"'),
+    ("from=earliest&from=latest", "a query argument is given twice"),
+    ("thread=a&x=1&THREAD=b", "a query argument is given twice"),
+    ("thread=a%zzb", "a query argument has a bad percent-encoding"),
+    ("tenant=acme%2", "a query argument has a bad percent-encoding"),
+    ("thread=%00", "a query argument holds a control character"),
+    ("tenant=a%0Ab", "a query argument holds a control character"),
 ])
 def test_bad_query_arguments_are_refused(nginx, kafka, make_topic, query,
                                          reason):

@@ -98,8 +98,9 @@ def test_same_property_twice(nginx, module):
     ng, r = check(nginx, """
         dashstream_kafka_property fetch.wait.max.ms 100;
         dashstream_kafka_property fetch.wait.max.ms 200;""")
-    assert_fails(ng, r, 'Kafka property "fetch.wait.max.ms" is already set'
-                 ' by "dashstream_kafka_property" in %s:%d'
+    assert_fails(ng, r, '"dashstream_kafka_property" sets Kafka property'
+                 ' "fetch.wait.max.ms", which "dashstream_kafka_property"'
+                 ' already sets (%s:%d)'
                  % (ng.conf_path, line(ng, "fetch.wait.max.ms 100")),
                  "dashstream_kafka_property fetch.wait.max.ms 200")
 
@@ -149,8 +150,9 @@ def test_both_password_forms(nginx, module):
         dashstream_sasl_username dashstream;
         dashstream_sasl_password %s;
         dashstream_sasl_password_file %s;""" % (SECRET, path))
-    assert_fails(ng, r, 'Kafka property "sasl.password" is already set by'
-                 ' "dashstream_sasl_password" in %s:%d'
+    assert_fails(ng, r, '"dashstream_sasl_password_file" sets Kafka'
+                 ' property "sasl.password", which "dashstream_sasl_password"'
+                 ' already sets (%s:%d)'
                  % (ng.conf_path, line(ng, "dashstream_sasl_password ")),
                  "dashstream_sasl_password_file")
     assert SECRET not in r.stderr

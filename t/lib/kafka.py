@@ -33,6 +33,9 @@ KAFKA_VERSION = "4.1.1"
 T_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POM = os.path.join(T_DIR, "kafka", "pom.xml")
 BROKER_JAR = "kafka_2.13-%s.jar" % KAFKA_VERSION
+# the plugin named in full: resolving the "dependency:" prefix needs
+# repository metadata that a fresh ~/.m2 may not get (fresh-machine run)
+DEPENDENCY_PLUGIN = "3.8.1"
 
 
 # ---------------------------------------------------------------- jars
@@ -78,7 +81,9 @@ def ensure_libs(timeout=900):
                 f.write(pom)
             out = os.path.join(work, "libs")
             cmd = ["mvn", "-q", "-B", "-f", os.path.join(work, "pom.xml"),
-                   "dependency:copy-dependencies", "-DincludeScope=runtime",
+                   "org.apache.maven.plugins:maven-dependency-plugin:"
+                   + DEPENDENCY_PLUGIN + ":copy-dependencies",
+                   "-DincludeScope=runtime",
                    "-DoutputDirectory=" + out]
             try:
                 r = subprocess.run(cmd, stdout=subprocess.PIPE,
