@@ -926,12 +926,7 @@ def section_metrics(rep, ctx):
                          cpu["nginx"], cpu["machine"], cpu["other"]])
         w = sub.measure(WINDOW)
     finally:
-        if prod:
-            prod.signal()
-            prod.close()
-        if sub:
-            sub.close()
-        srv.stop()
+        stop_load(prod, sub, srv)
     med = ["median", SCRAPES, rows[0][2], median([r[3] for r in rows]),
            median([r[4] for r in rows]), median([r[5] for r in rows]),
            rows[0][6], median([r[7] for r in rows]),
@@ -946,6 +941,17 @@ def section_metrics(rep, ctx):
               "http.client, time to the last byte); meanwhile the "
               "subscribers received %.0f msg/s, p99 %.1f ms. Producer: `%s`."
               % (w["rate"], w["p99_ms"], cmdline(argv)))
+
+
+def stop_load(prod, sub, srv):
+    """Stops a section's publisher, subscribers and server, those started."""
+    if prod:
+        prod.signal()
+        prod.close()
+    if sub:
+        sub.close()
+    if srv:
+        srv.stop()
 
 
 def settle(sub, p50_ms=100, timeout=60):
@@ -1038,13 +1044,7 @@ def slowlag_run(ctx, argv, slow, extra):
         return [slow, w["rate"], w["p50_ms"], w["p99_ms"], w["p999_ms"],
                 polls, fails, dur / polls if polls else None]
     finally:
-        if prod:
-            prod.signal()
-            prod.close()
-        if sub:
-            sub.close()
-        if srv:
-            srv.stop()
+        stop_load(prod, sub, srv)
         mock.signal(signal.SIGTERM)
         mock.wait(15)
         mock.close()

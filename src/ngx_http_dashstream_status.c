@@ -36,6 +36,8 @@ static u_char *ngx_http_dashstream_status_workers(u_char *p,
 static u_char *ngx_http_dashstream_status_str(u_char *p, const u_char *s,
     size_t len);
 static u_char *ngx_http_dashstream_status_offset(u_char *p, int64_t v);
+static u_char *ngx_http_dashstream_status_age(u_char *p, const char *key,
+    uint64_t ms, uint64_t now);
 
 
 ngx_int_t
@@ -176,22 +178,20 @@ ngx_http_dashstream_status_consumer(u_char *p, ngx_http_dashstream_shctx_t *sh,
     len = ngx_http_dashstream_note_get(&sh->consumer_error, text,
                                        sizeof(text), &ms);
     p = ngx_http_dashstream_status_str(p, text, len);
+    p = ngx_http_dashstream_status_age(p, ",\"last_error_age_seconds\":",
+                                       len ? ms : 0, now);
 
-    p = ngx_sprintf(p, "},\"lag_poll\":{\"polls\":%uA,\"failures\":%uA,"
-                    "\"last_success_age_seconds\":",
+    p = ngx_sprintf(p, "},\"lag_poll\":{\"polls\":%uA,\"failures\":%uA",
                     k->lag_polls, k->lag_poll_failures);
-
-    if (k->lag_poll_ok_ms && now >= k->lag_poll_ok_ms) {
-        p = ngx_sprintf(p, "%uL.%03uL", (now - k->lag_poll_ok_ms) / 1000,
-                        (now - k->lag_poll_ok_ms) % 1000);
-    } else {
-        p = ngx_cpymem(p, "null", 4);
-    }
+    p = ngx_http_dashstream_status_age(p, ",\"last_success_age_seconds\":",
+                                       k->lag_poll_ok_ms, now);
 
     p = ngx_cpymem(p, ",\"last_error\":", 14);
     len = ngx_http_dashstream_note_get(&sh->lag_error, text, sizeof(text),
                                        &ms);
     p = ngx_http_dashstream_status_str(p, text, len);
+    p = ngx_http_dashstream_status_age(p, ",\"last_error_age_seconds\":",
+                                       len ? ms : 0, now);
 
     return ngx_cpymem(p, "},", 2);
 }
@@ -299,6 +299,24 @@ ngx_http_dashstream_status_workers(u_char *p, ngx_http_dashstream_shctx_t *sh)
 
 
 /* room: 6 bytes of output per input byte, and the quotes */
+
+/* key, then seconds since the realtime ms, or null for 0 (never) */
+
+static u_char *
+ngx_http_dashstream_status_age(u_char *p, const char *key, uint64_t ms,
+    uint64_t now)
+{
+    p = ngx_cpymem(p, key, ngx_strlen(key));
+
+    if (ms == 0) {
+        return ngx_cpymem(p, "null", 4);
+    }
+
+    ms = now > ms ? now - ms : 0;
+
+    return ngx_sprintf(p, "%uL.%03uL", ms / 1000, ms % 1000);
+}
+
 
 static u_char *
 ngx_http_dashstream_status_str(u_char *p, const u_char *s, size_t len)

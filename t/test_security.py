@@ -114,6 +114,8 @@ def all_three_clients_work(ng, kafka, topic, dlq_topic):
     net.wait_for(lag_zero, 15, 0.2, "lag series at 0")
     st = json.loads(status_text(ng))
     assert st["lag_poll"]["last_success_age_seconds"] < 2, st["lag_poll"]
+    assert st["consumer"]["last_error"] == ""
+    assert st["consumer"]["last_error_age_seconds"] is None
     s = metrics_text(ng).samples
     assert val(s, "websocket_dlq_sends_total") == 1
     # (a first lag poll may time out during the TLS handshake: transport)
@@ -329,6 +331,7 @@ def test_unreachable_brokers_are_reported_not_fatal(nginx, module):
     assert brokers in st["consumer"]["last_error"] \
         or "Connection refused" in st["consumer"]["last_error"] \
         or "brokers are down" in st["consumer"]["last_error"]
+    assert 0 <= st["consumer"]["last_error_age_seconds"] < 20
     log = ng.error_log_text()
     lines = [line for line in log.splitlines()
              if 'Kafka consumer of topic "t.nowhere" on brokers %s'

@@ -3,6 +3,7 @@ severity, allow-listed Metrics values with a series cap, per-thread
 sequence checks, and the status page's view of subscribers (issue 4)."""
 
 import json
+import os
 
 from lib import dashstream as ds
 from lib import net, prom
@@ -153,3 +154,43 @@ def test_status_counts_subscribers_per_worker(nginx, kafka, make_topic):
     net.wait_for(lambda: json.loads(ng.get("/status")[2])
                  ["subscribers"]["total"] == 0, 10, 0.1,
                  "subscribers counted out")
+
+
+def shape(v, at=""):
+    """{path: kind} of a JSON value: "a.b[].c" for dict keys, the first
+    element of a list; kinds string, bool, number, null, {} or []."""
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            out.update(shape(x, at + "." + k))
+        return out or {at: "{}"}
+    if isinstance(v, list):
+        return shape(v[0], at + "[]") if v else {at: "[]"}
+    kind = "null" if v is None else "string" if isinstance(v, str) else \
+        "bool" if isinstance(v, bool) else "number"
+    return {at: kind}
+
+
+def test_status_matches_its_documented_shape(nginx, kafka, make_topic):
+    """docs/status.md shows a status document; the module's has exactly
+    those fields (a field added, renamed or dropped on one side fails)."""
+    doc = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "docs", "status.md")
+    with open(doc) as f:
+        text = f.read()
+    example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic, workers=2)
+    kafka.produce(topic, [ds.event(thread_id="t")])
+    with wslib.Client(ng.ws_url("/ws?from=latest")):
+        st = net.wait_for(lambda: (lambda s: s if s["partitions"] and
+                                   s["subscribers"]["total"] == 1 and
+                                   s["lag_poll"]["polls"] else None)(
+                              json.loads(ng.get("/status")[2])),
+                          20, 0.2, "a partition, a poll and a subscriber")
+    got, want = shape(st), shape(example)
+    assert (sorted(set(got) - set(want)), sorted(set(want) - set(got))) == \
+        ([], []), "(in the module only, in docs/status.md only)"
+    # a field may be null until it is known
+    assert {k: (got[k], want[k]) for k in got
+            if got[k] != want[k] and "null" not in (got[k], want[k])} == {}
