@@ -333,6 +333,7 @@ ngx_http_dashstream_fanout_deliver(ngx_http_dashstream_worker_t *w,
 {
     size_t                        need;
     ngx_queue_t                  *q, *next;
+    ngx_connection_t             *c;
     ngx_http_dashstream_sub_t    *sub;
     ngx_http_dashstream_frame_t  *frame;
 
@@ -373,7 +374,24 @@ ngx_http_dashstream_fanout_deliver(ngx_http_dashstream_worker_t *w,
                - (sub->protocol == NGX_HTTP_DASHSTREAM_PROTO_RAW
                   ? frame->cursor_len : 0);
 
-        /* an empty queue takes any one record, however large */
+        /*
+         * A round may carry more than a budget: before a subscriber counts
+         * as slow, its socket takes what it can.  An empty queue takes any
+         * one record, however large.
+         */
+
+        if (sub->out_bytes
+            && sub->out_bytes + need > sub->dlcf->send_budget
+            && sub->connection->write->ready)
+        {
+            c = sub->connection;
+
+            ngx_http_dashstream_sub_flush(sub);
+
+            if (c->destroyed || sub->request == NULL || sub->closing) {
+                continue;
+            }
+        }
 
         if (sub->out_bytes
             && sub->out_bytes + need > sub->dlcf->send_budget)

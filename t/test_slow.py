@@ -1,0 +1,164 @@
+"""Subscribers that stop reading (issue 3): the send budget bounds what
+nginx holds for them; `dashstream_slow_subscriber drop` drops what does not
+fit, counts it and tells the subscriber how much with a gap notice before
+its next record; `close` closes it with 1008; and a socket that takes
+nothing for nginx's send_timeout is closed whatever the policy.
+
+The stalled client is a bare socket with a 4 KiB receive buffer that reads
+nothing until the test says so."""
+
+import json
+import socket
+
+from lib import dashstream as ds
+from lib import net, prom, shared, ws
+
+N = 3000        # x 2000 bytes: far more than socket buffers and budget hold
+SIZE = 2000
+
+HTTP = """
+dashstream_brokers {brokers};
+dashstream_topic {topic};
+dashstream_group_id g-{topic};
+dashstream_zone ds 32m;
+dashstream_kafka_property linger.ms 5;
+"""
+
+SERVER = """
+location = /drop {
+    dashstream_websocket;
+    dashstream_send_budget 16k;
+}
+location = /close {
+    dashstream_websocket;
+    dashstream_send_budget 16k;
+    dashstream_slow_subscriber close;
+}
+location = /timeout {
+    dashstream_websocket raw;
+    dashstream_send_budget 16k;
+    send_timeout 1s;
+}
+location = /metrics { dashstream_metrics; }
+"""
+
+
+def start(nginx, kafka, topic):
+    return nginx(module=True, workers=1, server=SERVER,
+                 http=HTTP.format(brokers=kafka.bootstrap,
+                                  topic=topic)).start()
+
+
+def stalled(ng, path):
+    """A subscriber (RawWS) whose socket takes at most a few KiB."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((net.HOST, ng.port))
+    rw = ws.RawWS.__new__(ws.RawWS)
+    rw.sock, rw.timeout, rw.buf = sock, 10, b""
+    assert rw.upgrade(path)[0] == 101
+    return rw
+
+
+def metric(ng, name, **labels):
+    s = prom.scrape(ng.url("/metrics"))
+    return prom.value(s.samples, name, **labels) or 0
+
+
+def produce_and_wait(ng, kafka, topic, n):
+    kafka.produce(topic, [ds.message_of_size(SIZE) for _ in range(n)])
+    net.wait_for(lambda: metric(ng, "websocket_kafka_messages_total",
+                                status="success") >= n, 60, 0.1,
+                 "%d records consumed" % n)
+
+
+def read_until_quiet(rw, quiet=1.5):
+    """(binary frames, gap notices) read until nothing comes for quiet s."""
+    binaries, gaps = 0, []
+    while True:
+        try:
+            f = rw.read_frame(timeout=quiet)
+        except TimeoutError:
+            return binaries, gaps
+        assert f is not None, "closed after %d records" % binaries
+        if f.opcode == ws.OP_BINARY:
+            assert len(f.payload) == SIZE
+            binaries += 1
+        else:
+            assert f.opcode == ws.OP_TEXT, f
+            msg = json.loads(f.payload)
+            assert msg["type"] in ("cursor", "gap"), msg
+            if msg["type"] == "gap":
+                assert msg["reason"] == "dropped"
+                gaps.append(msg)
+
+
+def test_drop_counts_and_tells_exactly_what_was_dropped(nginx, kafka,
+                                                       make_topic):
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, "/drop?from=latest")
+    try:
+        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
+                     "the subscriber counted")
+        produce_and_wait(ng, kafka, topic, N)
+        # reading again: what nginx and the kernel held arrives; then the
+        # next record comes after a gap notice counting exactly what was
+        # dropped
+        binaries, gaps = read_until_quiet(rw)
+        assert gaps == []
+        dropped = metric(ng, "websocket_dropped_messages_total",
+                         reason="slow_subscriber")
+        assert dropped > 0
+        kafka.produce(topic, [ds.message_of_size(SIZE)])
+        more, gaps = read_until_quiet(rw)
+        binaries += more
+        assert len(gaps) == 1
+        assert gaps[0]["count"] == dropped
+        assert binaries == N + 1 - dropped
+        assert metric(ng, "websocket_dropped_messages_total",
+                      reason="slow_subscriber") == dropped
+        assert metric(ng, "websocket_dropped_messages_total",
+                      reason="overtaken") == 0
+        assert shared.connected(ng) == 1
+    finally:
+        rw.close()
+
+
+def test_close_policy_closes_with_1008(nginx, kafka, make_topic):
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, "/close?from=latest")
+    try:
+        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
+                     "the subscriber counted")
+        produce_and_wait(ng, kafka, topic, N)
+        assert metric(ng, "dashstream_websocket_slow_closes_total") == 1
+        assert metric(ng, "websocket_dropped_messages_total",
+                      reason="slow_subscriber") == 0
+        # what the kernel buffers held, then the close frame, or the end
+        # of the connection if the close handshake timed out meanwhile
+        code, reason = rw.read_close(timeout=20)
+        assert (code, reason) in [(1008, "send budget exceeded"),
+                                  (None, None)]
+        net.wait_for(lambda: shared.connected(ng) == 0, 10, 0.1,
+                     "the slow subscriber closed")
+    finally:
+        rw.close()
+
+
+def test_a_socket_that_takes_nothing_is_closed_after_send_timeout(
+        nginx, kafka, make_topic):
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, "/timeout")
+    try:
+        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
+                     "the subscriber counted")
+        produce_and_wait(ng, kafka, topic, N)
+        net.wait_for(lambda: shared.connected(ng) == 0, 10, 0.1,
+                     "the stalled subscriber closed by send_timeout")
+        assert "dashstream: subscriber timed out" in ng.error_log_text()
+    finally:
+        rw.close()
