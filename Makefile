@@ -68,9 +68,9 @@ unit: deps-build $(GEN_C)
 	@$(MAKE) --no-print-directory $(UNIT_TESTS)
 	@t/unit/run.sh $(UNIT_TESTS)
 
-# librdkafka >= 2.6.1 for the SCRAM test only (tools/build-librdkafka.sh)
+# librdkafka >= 2.6.1 for the SCRAM test only (tools/fetch-librdkafka.sh)
 integration: deps-test module $(GEN_PY)
-	@rdk=$$(tools/build-librdkafka.sh) || { rdk=; \
+	@rdk=$$(tools/fetch-librdkafka.sh) || { rdk=; \
 	    echo "integration: no newer librdkafka: the SCRAM test skips" >&2; }; \
 	cd t && DASHSTREAM_MODULE=$(abspath $(MODULE)) \
 	    DASHSTREAM_GEN=$(abspath $(GEN_DIR)) \

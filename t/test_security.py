@@ -240,7 +240,8 @@ def test_scram_sha_512_with_a_newer_librdkafka(nginx, module, kafka,
                                               make_topic, monkeypatch):
     """Debian 12's librdkafka 2.0.2 cannot finish SCRAM with Kafka 4
     (librdkafka#4895, fixed in 2.6.1): the same module loaded with a
-    librdkafka built from source (tools/build-librdkafka.sh) can."""
+    librdkafka 2.12.1 (PyPI's confluent-kafka wheel ships it;
+    tools/fetch-librdkafka.sh) can."""
     libdir = newer_librdkafka()
     broker = via(kafka, "SASL_PLAINTEXT")
     topic = make_topic()

@@ -13,7 +13,8 @@ build_pkgs=(gcc make libc6-dev pkg-config nginx nginx-dev librdkafka-dev
     libprotobuf-c-dev protobuf-c-compiler libzstd-dev libssl-dev
     libpcre2-dev zlib1g-dev ca-certificates curl procps)
 test_pkgs=("${build_pkgs[@]}" protobuf-compiler default-jdk-headless maven
-    python3 python3-pytest python3-pytest-timeout python3-confluent-kafka
+    python3 python3-pip python3-pytest python3-pytest-timeout
+    python3-confluent-kafka
     python3-websocket python3-websockets python3-protobuf python3-zstandard
     python3-prometheus-client python3-yaml prometheus kcat openssl iproute2
     chromium docker-compose gettext-base clang libclang-rt-dev)
