@@ -1107,10 +1107,13 @@ def nginx_version():
 def upstream_tarball(version, cache):
     """nginx-VERSION.tar.gz from nginx.org as the Dockerfile fetches it,
     else Debian's orig tarball of the same release (the same upstream
-    file); cached.  None when neither can be had."""
+    file), else a tarball of the source tree nginx-dev ships for module
+    builds (the same release; a machine without deb-src lines, or without
+    nginx.org); cached.  None when none can be had."""
     tarball = os.path.join(cache, "nginx-%s.tar.gz" % version)
-    if os.path.exists(tarball):
-        return tarball
+    for have in (tarball, tarball + ".nginx-dev"):
+        if os.path.exists(have):
+            return have
     work = tempfile.mkdtemp(dir=cache)
     try:
         for cmd in (["curl", "-fsSLO", "--max-time", "120",
@@ -1123,6 +1126,15 @@ def upstream_tarball(version, cache):
                 if os.path.exists(os.path.join(work, name)):
                     os.rename(os.path.join(work, name), tarball)
                     return tarball
+        tree = "/usr/share/nginx/src"
+        if os.path.isfile(os.path.join(tree, "configure")):
+            made = os.path.join(work, "nginx-%s.tar.gz" % version)
+            subprocess.run(["tar", "-czf", made, "--transform",
+                            "s,^src,nginx-%s," % version, "-C",
+                            os.path.dirname(tree), "src"], check=True,
+                           timeout=300)
+            os.rename(made, tarball + ".nginx-dev")
+            return tarball + ".nginx-dev"
         return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -1150,7 +1162,8 @@ def test_upstream_variant_builds_a_module_nginx_loads(module, tmp_path):
     os.makedirs(cache, exist_ok=True)
     tarball = upstream_tarball(version, cache)
     if tarball is None:
-        pytest.skip("neither nginx.org nor Debian's archive reachable")
+        pytest.skip("no nginx source: nginx.org and Debian's archive "
+                    "unreachable, no nginx-dev tree")
     work = tmp_path / "build"
     work.mkdir()
     src = tmp_path / "src"
