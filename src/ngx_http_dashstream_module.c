@@ -38,6 +38,7 @@ static char *ngx_http_dashstream_max_message_size(ngx_conf_t *cf,
 static char *ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_dashstream_origin_valid(ngx_str_t *o);
+static ngx_uint_t ngx_http_dashstream_origin_char(u_char c);
 static char *ngx_http_dashstream_min_message(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_dashstream_check_msec(ngx_conf_t *cf, void *post,
@@ -872,9 +873,15 @@ ngx_http_dashstream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->timing_line = prev->timing_line;
     }
 
-    /* idleness is judged on ping ticks: a pong needs one to answer */
+    /*
+     * Idleness is judged on ping ticks: a pong needs one to answer.  Only
+     * where a websocket is served are both values final: a level above may
+     * set one of them for its locations to complete.
+     */
 
-    if (conf->idle_timeout <= conf->ping_interval) {
+    if (conf->handler == NGX_HTTP_DASHSTREAM_HANDLER_WEBSOCKET
+        && conf->idle_timeout <= conf->ping_interval)
+    {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"dashstream_idle_timeout\" (%M ms) must be longer "
                       "than \"dashstream_ping_interval\" (%M ms) in %s:%ui",
@@ -1162,7 +1169,11 @@ ngx_http_dashstream_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* scheme://host[:port], host a name or [IPv6], port 1..65535, no path */
+/*
+ * scheme://host[:port] as a browser sends it in Origin: host a name
+ * (letters, digits, '-', '.', '_') or [IPv6], port 1..65535 without a
+ * leading zero, no path; anything else could never match.
+ */
 
 static ngx_int_t
 ngx_http_dashstream_origin_valid(ngx_str_t *o)
@@ -1173,10 +1184,7 @@ ngx_http_dashstream_origin_valid(ngx_str_t *o)
     p = o->data;
     last = o->data + o->len;
 
-    while (p < last && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-                        || (*p >= '0' && *p <= '9') || *p == '+'
-                        || *p == '-' || *p == '.'))
-    {
+    while (p < last && (ngx_http_dashstream_origin_char(*p) || *p == '+')) {
         p++;
     }
 
@@ -1188,8 +1196,13 @@ ngx_http_dashstream_origin_valid(ngx_str_t *o)
     host = p;
 
     if (p < last && *p == '[') {
-        while (p < last && *p != ']') {
-            p++;
+        for (p++; p < last && *p != ']'; p++) {
+            if (!((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a'
+                                                && (*p | 0x20) <= 'f')
+                  || *p == ':' || *p == '.'))
+            {
+                return NGX_ERROR;
+            }
         }
 
         if (p == last || p - host < 3) {
@@ -1199,8 +1212,8 @@ ngx_http_dashstream_origin_valid(ngx_str_t *o)
         p++;
 
     } else {
-        while (p < last && *p != ':' && *p != '/' && *p != '?'
-               && *p != '#' && *p != '@')
+        while (p < last && (ngx_http_dashstream_origin_char(*p)
+                            || *p == '_'))
         {
             p++;
         }
@@ -1221,11 +1234,21 @@ ngx_http_dashstream_origin_valid(ngx_str_t *o)
     p++;
     n = last - p;
 
-    if (n == 0 || n > 5 || ngx_atoi(p, n) < 1 || ngx_atoi(p, n) > 65535) {
+    if (n == 0 || n > 5 || *p == '0' || ngx_atoi(p, n) < 1
+        || ngx_atoi(p, n) > 65535)
+    {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_dashstream_origin_char(u_char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
 

@@ -38,6 +38,7 @@ static ngx_int_t ngx_http_dashstream_ws_accept(ngx_http_request_t *r,
 static ngx_http_dashstream_sub_t *ngx_http_dashstream_ws_sub(
     ngx_http_request_t *r, ngx_http_dashstream_ws_args_t *args);
 static ngx_uint_t ngx_http_dashstream_ws_hex(u_char c);
+static ngx_uint_t ngx_http_dashstream_ws_hexval(u_char c);
 static ngx_int_t ngx_http_dashstream_ws_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value, const char **reason);
 static uint32_t ngx_http_dashstream_ws_types(ngx_str_t *v);
@@ -515,13 +516,29 @@ ngx_http_dashstream_ws_arg(ngx_http_request_t *r, const char *name,
     }
 
     value->data = dst;
-    src = v.data;
 
-    ngx_unescape_uri(&dst, &src, v.len, 0);
+    /* form encoding, as URLSearchParams writes it: "+" is a space */
+
+    for (src = v.data; src < v.data + v.len; src++) {
+        if (*src == '%') {
+            *dst++ = (u_char) ((ngx_http_dashstream_ws_hexval(src[1]) << 4)
+                               | ngx_http_dashstream_ws_hexval(src[2]));
+            src += 2;
+
+        } else {
+            *dst++ = (*src == '+') ? ' ' : *src;
+        }
+    }
 
     value->len = dst - value->data;
 
+    if (value->len == 0) {
+        *reason = "a query argument is empty";
+        return NGX_ABORT;
+    }
+
     for (p = value->data; p < dst; p++) {
+
         if (*p < 0x20 || *p == 0x7f) {
             *reason = "a query argument holds a control character";
             return NGX_ABORT;
@@ -536,6 +553,14 @@ static ngx_uint_t
 ngx_http_dashstream_ws_hex(u_char c)
 {
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+
+static ngx_uint_t
+ngx_http_dashstream_ws_hexval(u_char c)
+{
+    return (c <= '9') ? (ngx_uint_t) (c - '0')
+                      : (ngx_uint_t) ((c | 0x20) - 'a' + 10);
 }
 
 

@@ -406,6 +406,25 @@ def test_idle_timeout_must_outlast_the_ping_interval(nginx, module):
                  "dashstream_ping_interval")
 
 
+@pytest.mark.parametrize("outer,inner", [
+    ("dashstream_idle_timeout 10s;", "dashstream_ping_interval 5s;"),
+    ("dashstream_ping_interval 90s;", "dashstream_idle_timeout 120s;"),
+])
+@pytest.mark.parametrize("level", ["http", "server"])
+def test_ping_and_idle_set_at_different_levels_pass(nginx, module, outer,
+                                                    inner, level):
+    """Only the location that serves the websocket has both values final:
+    an outer level may set one that its location completes."""
+    http = BROKERS + "\n" + ZONE + ("\n" + outer if level == "http" else "")
+    server = ("    " + outer if level == "server" else "") + """
+        location = /ws {
+            dashstream_websocket;
+            %s
+        }""" % inner
+    ng, r = check(nginx, http=http, server=server)
+    assert_passes(ng, r)
+
+
 def test_lag_timeout_against_interval_points_at_the_directive(nginx, module):
     ng, r = check(nginx, http=BROKERS + "\n" + ZONE + """
         dashstream_lag_interval 1s;
@@ -446,6 +465,7 @@ def test_zone_too_small_for_its_records_points_at_the_zone(nginx, module):
 @pytest.mark.parametrize("origin", [
     "http://a:99999", "http://a:0", "http://a:", "http://:80", "://a",
     "http//a", "http://a/", "http://a:80/x", "http://[::1", "1http:/x",
+    "https://[zz]", "http://a:00080", "'http://a b'", "http://u@a",
 ])
 def test_bad_origin_is_refused(nginx, module, origin):
     ng, r = check(nginx, http=BROKERS + "\n" + ZONE, server="""
@@ -454,7 +474,7 @@ def test_bad_origin_is_refused(nginx, module, origin):
             dashstream_allowed_origins %s;
         }""" % origin)
     assert_fails(ng, r, 'invalid origin "%s": expected scheme://host[:port] '
-                 'or *' % origin, "dashstream_allowed_origins")
+                 'or *' % origin.strip("'"), "dashstream_allowed_origins")
 
 
 def test_good_origins_pass(nginx, module):

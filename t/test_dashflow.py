@@ -522,18 +522,25 @@ def test_query_filter_values_are_url_decoded(nginx, kafka, make_topic):
         "/ws?from=latest&thread=run%2F42%20%C3%BC%26x%3D1"))
     c_tenant = ws.Client(ng.ws_url("/ws?from=latest&tenant=acme%20corp"))
     c_all = ws.Client(ng.ws_url("/ws?from=latest"))
+    # form encoding (URLSearchParams): "+" is a space, "%2B" a plus
+    c_space = ws.Client(ng.ws_url("/ws?from=latest&thread=a+b"))
+    c_plus = ws.Client(ng.ws_url("/ws?from=latest&thread=a%2Bb"))
     try:
         msgs = [ds.event(thread_id=thread, tenant_id="tenant-a"),
                 ds.event(thread_id="run", tenant_id=tenant),
-                ds.event(thread_id="other", tenant_id="other")]
+                ds.event(thread_id="other", tenant_id="other"),
+                ds.event(thread_id="a b", tenant_id="t"),
+                ds.event(thread_id="a+b", tenant_id="t")]
         produced = as_msgs(kafka.produce(topic, msgs))
-        assert c_all.recv_messages(3) == produced
+        assert c_all.recv_messages(5) == produced
         assert c_thread.recv_messages(1, timeout=5) == [produced[0]]
         assert c_tenant.recv_messages(1, timeout=5) == [produced[1]]
-        assert c_thread.drain(0.2) == ([], [])
-        assert c_tenant.drain(0.2) == ([], [])
+        assert c_space.recv_messages(1, timeout=5) == [produced[3]]
+        assert c_plus.recv_messages(1, timeout=5) == [produced[4]]
+        for c in (c_thread, c_tenant, c_space, c_plus):
+            assert c.drain(0.2) == ([], [])
     finally:
-        for c in (c_thread, c_tenant, c_all):
+        for c in (c_thread, c_tenant, c_all, c_space, c_plus):
             c.abort()
 
 
@@ -543,7 +550,8 @@ def test_query_filter_values_are_url_decoded(nginx, kafka, make_topic):
     ("type=nonsense", 'the "type" argument lists an unknown message type'),
     ("type=event,bogus", 'the "type" argument lists an unknown message '
      'type'),
-    ("type=", 'the "type" argument lists an unknown message type'),
+    ("type=", "a query argument is empty"),
+    ("from=", "a query argument is empty"),
     ("type=10", 'the "type" argument lists an unknown message type'),
     ("from=bogus", 'the "from" argument must be "latest" or "earliest"'),
     ("from=earliest&from=latest", "a query argument is given twice"),
@@ -552,6 +560,9 @@ def test_query_filter_values_are_url_decoded(nginx, kafka, make_topic):
     ("tenant=acme%2", "a query argument has a bad percent-encoding"),
     ("thread=%00", "a query argument holds a control character"),
     ("tenant=a%0Ab", "a query argument holds a control character"),
+    ("thread=", "a query argument is empty"),
+    ("thread&from=latest", "a query argument is empty"),
+    ("tenant=", "a query argument is empty"),
 ])
 def test_bad_query_arguments_are_refused(nginx, kafka, make_topic, query,
                                          reason):
