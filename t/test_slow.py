@@ -61,6 +61,22 @@ def stalled(ng, path):
     return rw
 
 
+def stalled_burst(nginx, kafka, make_topic, path):
+    """(nginx, topic, RawWS): a stalled subscriber on path, counted, then
+    N records consumed while it reads nothing."""
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, path)
+    try:
+        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
+                     "the subscriber counted")
+        produce_and_wait(ng, kafka, topic, N)
+    except BaseException:
+        rw.close()
+        raise
+    return ng, topic, rw
+
+
 def metric(ng, name, **labels):
     s = prom.scrape(ng.url("/metrics"))
     return prom.value(s.samples, name, **labels) or 0
@@ -96,13 +112,9 @@ def read_until_quiet(rw, quiet=1.5):
 
 def test_drop_counts_and_tells_exactly_what_was_dropped(nginx, kafka,
                                                        make_topic):
-    topic = make_topic(1)
-    ng = start(nginx, kafka, topic)
-    rw = stalled(ng, "/drop?from=latest")
+    ng, topic, rw = stalled_burst(nginx, kafka, make_topic,
+                                  "/drop?from=latest")
     try:
-        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
-                     "the subscriber counted")
-        produce_and_wait(ng, kafka, topic, N)
         # reading again: what nginx and the kernel held arrives; then the
         # next record comes after a gap notice counting exactly what was
         # dropped
@@ -127,13 +139,8 @@ def test_drop_counts_and_tells_exactly_what_was_dropped(nginx, kafka,
 
 
 def test_close_policy_closes_with_1008(nginx, kafka, make_topic):
-    topic = make_topic(1)
-    ng = start(nginx, kafka, topic)
-    rw = stalled(ng, "/close?from=latest")
+    ng, _, rw = stalled_burst(nginx, kafka, make_topic, "/close?from=latest")
     try:
-        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
-                     "the subscriber counted")
-        produce_and_wait(ng, kafka, topic, N)
         assert metric(ng, "dashstream_websocket_slow_closes_total") == 1
         assert metric(ng, "websocket_dropped_messages_total",
                       reason="slow_subscriber") == 0
@@ -150,13 +157,8 @@ def test_close_policy_closes_with_1008(nginx, kafka, make_topic):
 
 def test_a_socket_that_takes_nothing_is_closed_after_send_timeout(
         nginx, kafka, make_topic):
-    topic = make_topic(1)
-    ng = start(nginx, kafka, topic)
-    rw = stalled(ng, "/timeout")
+    ng, _, rw = stalled_burst(nginx, kafka, make_topic, "/timeout")
     try:
-        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
-                     "the subscriber counted")
-        produce_and_wait(ng, kafka, topic, N)
         net.wait_for(lambda: shared.connected(ng) == 0, 10, 0.1,
                      "the stalled subscriber closed by send_timeout")
         assert "dashstream: subscriber timed out" in ng.error_log_text()
