@@ -1195,10 +1195,11 @@ def test_upstream_variant_builds_a_module_nginx_loads(module, tmp_path):
 
     out = tmp_path / "out"
     cmd = build[0]
-    for old, new in ((r"/usr/local/bin/runtime-packages\.sh",
-                      os.path.join(DOCKER, "runtime-packages.sh")),
-                     (r"(?<=[\s=])/src\b", str(src)),
-                     (r"(?<=\s)/out\b", str(out))):
+    # /src first: the checkout itself may live below /src (fresh-machine)
+    for old, new in ((r"(?<=[\s=])/src\b", str(src)),
+                     (r"(?<=\s)/out\b", str(out)),
+                     (r"/usr/local/bin/runtime-packages\.sh",
+                      os.path.join(DOCKER, "runtime-packages.sh"))):
         cmd, n = re.subn(old, lambda m: new, cmd)
         assert n, old
     r = subprocess.run(["sh", "-c", cmd], cwd=work, env=env,
