@@ -97,8 +97,8 @@ def write(path, run_):
     conf = run.NGINX_CONF.format(
         module=run.MODULE.replace(run.REPO + "/", ""), nchan=run.NCHAN,
         cores="PREFIX/cores",
-        workers=2, brokers="127.0.0.1:PORT", topic="bench.fanout.XXXX",
-        group="bench-XXXX", reset="latest", zone="64m", extra="")
+        workers=2, brokers="127.0.0.1:PORT", topic="bench.fanout.<id>",
+        group="bench-<id>", reset="latest", zone="64m", extra="")
     conf = conf.replace("{{prefix}}", "PREFIX").replace("{{port}}", "PORT")
     text = HEAD.format(
         mode="BENCH_QUICK=1" if run_["quick"] else "full run",

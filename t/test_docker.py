@@ -257,9 +257,9 @@ def apt_installs(stage):
 
 def depends_closure(pkgs):
     """The packages pkgs pull in, by their Depends/Pre-Depends here."""
-    todo, seen = list(pkgs), set()
-    while todo:
-        p = todo.pop()
+    queue, seen = list(pkgs), set()
+    while queue:
+        p = queue.pop()
         if p in seen:
             continue
         seen.add(p)
@@ -270,7 +270,7 @@ def depends_closure(pkgs):
         for alt in r.stdout.decode().split(","):
             names = [re.split(r"[\s(:]", a.strip())[0]
                      for a in alt.split("|") if a.strip()]
-            todo += [n for n in names[:1] if n]
+            queue += [n for n in names[:1] if n]
     return seen
 
 
