@@ -12,6 +12,7 @@
 #   DEMO_MODE    dashstream_mode: group (default) or broadcast
 #   OFFSET_RESET dashstream_offset_reset (earliest on the mock, else latest)
 #   BUILD        build directory (build); MODULE: the module .so
+#   NGINX        the nginx binary (/usr/sbin/nginx)
 #   DEMO_PREFIX  nginx prefix (BUILD/demo)
 #   DEMO_READY_FILE  written with the URLs once everything is up (tests)
 #
@@ -37,6 +38,9 @@ mock=${MOCK_CLUSTER:-$build/demo-bin/mock_cluster}
 gen_dir=${DASHSTREAM_GEN:-$build/gen}
 brokers=${BROKERS:-}
 nginx=${NGINX:-/usr/sbin/nginx}
+# nginx reads NGINX itself (listening sockets handed over by a binary
+# upgrade) and says [emerg] about a path there
+unset NGINX
 python=/usr/bin/python3
 
 say() { printf 'demo: %s\n' "$*"; }
