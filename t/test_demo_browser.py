@@ -12,20 +12,13 @@ nothing it started may be left.
 """
 
 import os
-import signal
 import subprocess
-import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from lib import browser, net, procs
-from lib import dashstream as ds
-from lib.nginx import BAD_LEVELS, LOG_LINE, NGINX
+from lib import browser, net
+from lib.demo import REPO, Demo, bad_log_lines, read_topic
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = os.path.join(REPO, "tools", "demo", "run.sh")
-MALFORMED = "dashstream-demo-malformed"
 TOPIC = "dashstream-quality"
 
 
@@ -39,108 +32,6 @@ def mock_cluster(workdir):
                     os.path.join(REPO, "tools", "demo", "mock_cluster.c"),
                     "-lrdkafka", "-lpthread"], check=True, timeout=120)
     return out
-
-
-def session_members(sids):
-    """(pid, cmdline) of live processes in any of these sessions."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[3]) in sids:
-            out.append((int(name), cmd.strip()))
-    return out
-
-
-class Demo:
-    """run.sh with its pieces on free ports, in a private prefix."""
-
-    def __init__(self, workdir, module, mock, rate=40):
-        self.prefix = os.path.join(workdir, "demo-%d" % time.monotonic_ns())
-        os.makedirs(self.prefix)
-        os.chmod(self.prefix, 0o755)
-        self.port = net.free_port()
-        self.ready = os.path.join(self.prefix, "ready")
-        self.env = dict(os.environ, MODULE=module, MOCK_CLUSTER=mock,
-                        DASHSTREAM_GEN=os.path.dirname(ds.pb.__file__),
-                        DEMO_PREFIX=self.prefix, PORT=str(self.port),
-                        RATE=str(rate), DEMO_READY_FILE=self.ready,
-                        BROKERS="")
-        self.out_path = os.path.join(self.prefix, "run.out")
-        self.proc = None
-        self.children = []
-
-    def start(self, timeout=30):
-        with open(self.out_path, "wb") as out:
-            self.proc = procs.spawn([RUN], stdout=out, stderr=out,
-                                    env=self.env, tag="demo")
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("run.sh exited with %s:\n%s"
-                                     % (self.proc.returncode, self.output()))
-            return os.path.exists(self.ready)
-        net.wait_for(up, timeout, 0.1, "the demo to come up")
-        with open(self.ready) as f:
-            self.urls = dict(line.rstrip("\n").split("=", 1)
-                             for line in f if "=" in line)
-        # run.sh's children each lead a session of their own
-        self.children = [int(p) for p in subprocess.run(
-            ["pgrep", "-P", str(self.proc.pid)], stdout=subprocess.PIPE,
-            check=False).stdout.split()]
-        return self
-
-    @property
-    def brokers(self):
-        return self.urls["brokers"]
-
-    def output(self):
-        with open(self.out_path, errors="replace") as f:
-            return f.read()
-
-    def nginx_cmd(self, *extra):
-        conf = os.path.join(self.prefix, "nginx.conf")
-        return [NGINX, "-p", self.prefix + "/", "-c", conf,
-                "-e", os.path.join(self.prefix, "logs", "error.log")] \
-            + list(extra)
-
-    def error_log(self):
-        with open(os.path.join(self.prefix, "logs", "error.log"),
-                  errors="replace") as f:
-            return f.read()
-
-    def interrupt(self, timeout=30):
-        """SIGINT to run.sh, as Ctrl-C does: (exit code, leftovers)."""
-        if self.proc is None:
-            return None, []
-        sids = set(self.children)
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-        left = session_members(sids)
-        procs.stop(self.proc, signal.SIGKILL, 5)
-        for sid in sids:            # never leave anything behind
-            try:
-                os.killpg(sid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.proc = None
-        return rc, left
-
-
-def bad_log_lines(text):
-    return [line for line in text.splitlines()
-            if (m := LOG_LINE.match(line)) and m.group(1) in BAD_LEVELS]
 
 
 def page_state(page):
@@ -158,29 +49,6 @@ def wait_page(page, pred, timeout, what):
     except TimeoutError as e:
         raise AssertionError("%s; page state: %s" % (e, last.get("s")))
     return last["s"]
-
-
-def read_topic(brokers, ranges, timeout=20):
-    """{partition: [(offset, malformed)]} for each (first, last) range."""
-    c = Consumer({"bootstrap.servers": brokers, "group.id": "demo-check",
-                  "enable.auto.commit": False})
-    try:
-        c.assign([TopicPartition(TOPIC, p, lo) for p, (lo, hi)
-                  in ranges.items()])
-        got = {p: [] for p in ranges}
-        deadline = time.monotonic() + timeout
-        while any(not got[p] or got[p][-1][0] < hi
-                  for p, (lo, hi) in ranges.items()):
-            assert time.monotonic() < deadline, "topic not read back"
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            if m.offset() <= ranges[m.partition()][1]:
-                malformed = any(k == MALFORMED for k, _ in m.headers() or ())
-                got[m.partition()].append((m.offset(), malformed))
-        return got
-    finally:
-        c.close()
 
 
 @pytest.mark.timeout(120)
@@ -250,14 +118,15 @@ def test_live_page_resumes_without_gaps(module, mock_cluster, workdir):
         offsets = page.evaluate("window.dashDemo.offsets()")
         ranges = {int(p): (v[0], v[-1]) for p, v in offsets.items()}
         assert len(ranges) >= 2, offsets.keys()
-        topic = read_topic(demo.brokers, ranges)
+        topic = read_topic({"bootstrap.servers": demo.brokers}, TOPIC,
+                           ranges)
         print("page state: %s" % s)
         print("offsets per partition: %s" % {p: (len(v), v[0], v[-1])
                                              for p, v in offsets.items()})
         print("malformed in range: %d" % sum(
-            bad for v in topic.values() for _, bad in v))
+            bad for v in topic.values() for _, bad, _ in v))
         for p, got in offsets.items():
-            want = [o for o, bad in topic[int(p)] if not bad]
+            want = [o for o, bad, _ in topic[int(p)] if not bad]
             assert got == want, "partition %s: page %d, topic %d" % (
                 p, len(got), len(want))
 
