@@ -88,8 +88,9 @@ monitoring: deps-test
 	@$(PYTHON) tools/monitoring/generate.py
 
 # The demo: librdkafka's mock cluster as the Kafka endpoint (no download),
-# the traffic generator and nginx; BROKERS=host:port uses a real cluster.
-# PORT, RATE, TOPIC, DEMO_MODE: see tools/demo/run.sh.
+# the traffic generator and nginx; BROKERS=host:port uses a real cluster,
+# secured with KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*.
+# PORT, RATE, TOPIC, DEMO_MODE and those: see tools/demo/run.sh.
 DEMO_MOCK := $(BUILD)/demo-bin/mock_cluster
 DEMO_CFLAGS := -std=gnu11 -O2 -g -W -Wall -Wpointer-arith \
                -Wno-unused-parameter -Werror
@@ -107,6 +108,13 @@ demo-tools: deps-demo $(GEN_PY)
 demo: deps-demo module demo-tools
 	@BUILD="$(abspath $(BUILD))" BROKERS="$(BROKERS)" PORT="$(PORT)" \
 	    RATE="$(RATE)" TOPIC="$(TOPIC)" DEMO_MODE="$(DEMO_MODE)" \
+	    KAFKA_SECURITY_PROTOCOL="$(KAFKA_SECURITY_PROTOCOL)" \
+	    KAFKA_SASL_MECHANISM="$(KAFKA_SASL_MECHANISM)" \
+	    KAFKA_SASL_USERNAME="$(KAFKA_SASL_USERNAME)" \
+	    KAFKA_SASL_PASSWORD_FILE="$(KAFKA_SASL_PASSWORD_FILE)" \
+	    KAFKA_SSL_CA="$(KAFKA_SSL_CA)" \
+	    KAFKA_SSL_CERTIFICATE="$(KAFKA_SSL_CERTIFICATE)" \
+	    KAFKA_SSL_KEY="$(KAFKA_SSL_KEY)" \
 	    MODULE="$(abspath $(MODULE))" tools/demo/run.sh
 
 # Benchmarks (bench/run.py; docs/performance.md): the load client, the

@@ -16,6 +16,21 @@
 #   DEMO_PREFIX  nginx prefix (BUILD/demo)
 #   DEMO_READY_FILE  written with the URLs once everything is up (tests)
 #
+# A real cluster's security, for nginx (the dashstream_* directives of
+# docs/kafka.md) and the generator's producer alike; only with BROKERS:
+#   KAFKA_SECURITY_PROTOCOL  plaintext (default), ssl, sasl_plaintext, sasl_ssl
+#   KAFKA_SASL_MECHANISM     PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (sasl_*)
+#   KAFKA_SASL_USERNAME      the SASL user (sasl_*)
+#   KAFKA_SASL_PASSWORD_FILE a file holding only the password (sasl_*); the
+#                            password is taken from nowhere else, and never
+#                            printed or put in the config or a command line
+#   KAFKA_SSL_CA             CA certificates, PEM (ssl, sasl_ssl)
+#   KAFKA_SSL_CERTIFICATE, KAFKA_SSL_KEY  client certificate and key, PEM
+# With BROKERS the script first connects with these settings and looks the
+# topic up (generator.py --check): unreachable brokers, a refused login or a
+# missing topic stop it with the reason before anything is started.  It does
+# not create topics on a real cluster; without TOPIC-dlq dead letters fail.
+#
 # Each child runs in its own session (so Ctrl-C in the terminal reaches
 # only this script) with PDEATHSIG=TERM (so it ends even if this script is
 # killed with SIGKILL); the script stops each group and waits, bounded.
@@ -53,6 +68,102 @@ case "$mode" in group|broadcast) ;; *) die "DEMO_MODE must be group or broadcast
 brokers_re='^[][A-Za-z0-9._:,-]+$'
 [ -z "$brokers" ] || [[ "$brokers" =~ $brokers_re ]] \
     || die "BROKERS must be host:port[,host:port...]"
+
+# --- a real cluster's security ------------------------------------------------
+
+sec_protocol=${KAFKA_SECURITY_PROTOCOL:-}
+sasl_mechanism=${KAFKA_SASL_MECHANISM:-}
+sasl_username=${KAFKA_SASL_USERNAME:-}
+sasl_password_file=${KAFKA_SASL_PASSWORD_FILE:-}
+ssl_ca=${KAFKA_SSL_CA:-}
+ssl_cert=${KAFKA_SSL_CERTIFICATE:-}
+ssl_key=${KAFKA_SSL_KEY:-}
+sec_args=()                          # the same for generator.py
+kafka_conf=""                        # dashstream_* lines for nginx.conf
+sec_desc=plaintext                   # for the start-up line: no secret
+
+[ -z "${KAFKA_SASL_PASSWORD:-}" ] || die "KAFKA_SASL_PASSWORD is not read:" \
+    "put the password alone in a file and set KAFKA_SASL_PASSWORD_FILE"
+sec_any=$sec_protocol$sasl_mechanism$sasl_username$sasl_password_file
+sec_any+=$ssl_ca$ssl_cert$ssl_key
+if [ -z "$brokers" ]; then
+    [ -z "$sec_any" ] \
+        || die "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* are" \
+            "for a real cluster: set BROKERS too (the mock cluster is plaintext)"
+fi
+
+sec_value_re='^[^"\\[:cntrl:]]+$'
+sec_value() {   # sec_value VAR VALUE: VALUE goes into nginx.conf in quotes
+    [[ "$2" =~ $sec_value_re ]] \
+        || die "$1 must not contain quotes, backslashes or control characters"
+}
+
+sec_file() {    # sec_file VAR PATH: prints the absolute path of a readable file
+    sec_value "$1" "$2"
+    [ -f "$2" ] && [ -r "$2" ] || die "$1: no readable file $2"
+    [ -s "$2" ] || die "$1: $2 is empty"
+    realpath -- "$2"
+}
+
+sec_add() {     # sec_add DIRECTIVE VALUE GENERATOR-OPTION
+    kafka_conf+="    $1 \"$2\";"$'\n'
+    sec_args+=("$3" "$2")
+}
+
+sec_protocol=${sec_protocol,,}
+case "$sec_protocol" in
+    ""|plaintext|ssl|sasl_plaintext|sasl_ssl) ;;
+    *) die "KAFKA_SECURITY_PROTOCOL must be plaintext, ssl, sasl_plaintext or sasl_ssl" ;;
+esac
+if [[ "$sec_protocol" == sasl_* ]]; then
+    sasl_mechanism=${sasl_mechanism^^}
+    case "$sasl_mechanism" in
+        PLAIN|SCRAM-SHA-256|SCRAM-SHA-512) ;;
+        "") die "KAFKA_SECURITY_PROTOCOL=$sec_protocol needs KAFKA_SASL_MECHANISM" ;;
+        *) die "KAFKA_SASL_MECHANISM must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" ;;
+    esac
+    [ -n "$sasl_username" ] \
+        || die "KAFKA_SECURITY_PROTOCOL=$sec_protocol needs KAFKA_SASL_USERNAME"
+    sec_value KAFKA_SASL_USERNAME "$sasl_username"
+    [ -n "$sasl_password_file" ] \
+        || die "KAFKA_SECURITY_PROTOCOL=$sec_protocol needs KAFKA_SASL_PASSWORD_FILE"
+    sasl_password_file=$(sec_file KAFKA_SASL_PASSWORD_FILE \
+        "$sasl_password_file") || exit 1
+elif [ -n "$sasl_mechanism$sasl_username$sasl_password_file" ]; then
+    die "KAFKA_SASL_* need KAFKA_SECURITY_PROTOCOL=sasl_plaintext or sasl_ssl"
+fi
+if [[ "$sec_protocol" == *ssl ]]; then
+    if [ -n "$ssl_ca" ]; then
+        ssl_ca=$(sec_file KAFKA_SSL_CA "$ssl_ca") || exit 1
+    fi
+    if [ -n "$ssl_cert" ] || [ -n "$ssl_key" ]; then
+        [ -n "$ssl_cert" ] && [ -n "$ssl_key" ] \
+            || die "KAFKA_SSL_CERTIFICATE and KAFKA_SSL_KEY go together"
+        ssl_cert=$(sec_file KAFKA_SSL_CERTIFICATE "$ssl_cert") || exit 1
+        ssl_key=$(sec_file KAFKA_SSL_KEY "$ssl_key") || exit 1
+    fi
+elif [ -n "$ssl_ca$ssl_cert$ssl_key" ]; then
+    die "KAFKA_SSL_* need KAFKA_SECURITY_PROTOCOL=ssl or sasl_ssl"
+fi
+
+if [ -n "$sec_protocol" ]; then
+    sec_add dashstream_security_protocol "$sec_protocol" --security-protocol
+    sec_desc=$sec_protocol
+fi
+if [ -n "$sasl_mechanism" ]; then
+    sec_add dashstream_sasl_mechanism "$sasl_mechanism" --sasl-mechanism
+    sec_add dashstream_sasl_username "$sasl_username" --sasl-username
+    sec_add dashstream_sasl_password_file "$sasl_password_file" \
+        --sasl-password-file
+    sec_desc+=", SASL $sasl_mechanism as $sasl_username"
+fi
+[ -z "$ssl_ca" ] || sec_add dashstream_ssl_ca "$ssl_ca" --ssl-ca
+if [ -n "$ssl_cert" ]; then
+    sec_add dashstream_ssl_certificate "$ssl_cert" --ssl-certificate
+    sec_add dashstream_ssl_certificate_key "$ssl_key" --ssl-key
+    sec_desc+=", client certificate"
+fi
+
 [ -f "$module" ] || die "module not built: $module (run make)"
 [ -f "$gen_dir/dashstream_pb2.py" ] || die "no $gen_dir/dashstream_pb2.py (run make demo)"
 [ -n "$brokers" ] || [ -x "$mock" ] || die "mock cluster not built: $mock (run make demo)"
@@ -149,7 +260,15 @@ if [ -z "$brokers" ]; then
     say "Kafka: librdkafka mock cluster on $brokers (topic $topic, $partitions partitions, DLQ $topic-dlq)"
 else
     offset_reset=${OFFSET_RESET:-latest}
-    say "Kafka: $brokers (topic $topic must exist)"
+    # the same settings as nginx and the producer; bounded (15 s)
+    found=$("$python" "$repo/tools/demo/generator.py" --check \
+        --brokers "$brokers" "${sec_args[@]}" --topic "$topic" 2>&1) \
+        || die "$found"
+    partitions=$(sed -n 's/^partitions=//p' <<< "$found")
+    say "Kafka: $brokers, $sec_desc (topic $topic, $partitions partitions)"
+    grep -qx 'dlq=yes' <<< "$found" \
+        || say "no topic $topic-dlq: the malformed messages cannot be" \
+            "dead-lettered (websocket_dlq_send_failures_total counts them)"
 fi
 
 # --- generator --------------------------------------------------------------
@@ -157,7 +276,7 @@ fi
 if [ "${GENERATOR:-1}" != 0 ]; then
     start generator "$prefix/logs/generator.log" \
         "$python" "$repo/tools/demo/generator.py" --brokers "$brokers" \
-        --topic "$topic" --rate "$rate" --gen "$gen_dir"
+        "${sec_args[@]}" --topic "$topic" --rate "$rate" --gen "$gen_dir"
 fi
 
 # --- nginx ------------------------------------------------------------------
@@ -180,7 +299,10 @@ sed -e "s|@MODULE@|$module|g" -e "s|@PREFIX@|$prefix|g" \
     -e "s|@GROUP@|$group|g" -e "s|@MODE@|$mode|g" \
     -e "s|@OFFSET_RESET@|$offset_reset|g" -e "s|@LISTEN@|$listen|g" \
     -e "s|@PORT@|$port|g" -e "s|@WEB@|$web|g" \
-    "$repo/tools/demo/nginx.conf.in" > "$prefix/nginx.conf"
+    "$repo/tools/demo/nginx.conf.in" \
+    | KAFKA_CONF=$kafka_conf awk '$1 == "@KAFKA_SECURITY@" {
+        printf "%s", ENVIRON["KAFKA_CONF"]; next } { print }' \
+    > "$prefix/nginx.conf"
 
 "$nginx" -t -q -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
     || die "nginx -t failed for $prefix/nginx.conf"
