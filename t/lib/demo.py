@@ -29,21 +29,8 @@ RUN_ENV = ("BROKERS", "TOPIC", "PARTITIONS", "GENERATOR", "OFFSET_RESET",
 
 def session_members(sids):
     """(pid, cmdline) of live processes in any of these sessions."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[3]) in sids:
-            out.append((int(name), cmd.strip()))
-    return out
+    return [(pid, cmd) for pid, _, _, sid, cmd in procs.live_processes()
+            if sid in sids]
 
 
 def bad_log_lines(text):

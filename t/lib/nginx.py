@@ -184,22 +184,8 @@ class Nginx:
         """[(pid, title)] of the master's children (workers, helpers)."""
         if not self.running():
             return []
-        out = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    stat = f.read()
-                with open("/proc/%s/cmdline" % name, "rb") as f:
-                    title = f.read().replace(b"\0", b" ").decode(
-                        errors="replace").strip()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] != "Z" and int(fields[1]) == self.proc.pid:
-                out.append((int(name), title))
-        return sorted(out)
+        return sorted((pid, cmd) for pid, ppid, _, _, cmd
+                      in procs.live_processes() if ppid == self.proc.pid)
 
     def worker_pids(self, shutting_down=False):
         """Pids of the workers; with shutting_down=True only of the old

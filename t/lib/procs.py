@@ -56,21 +56,28 @@ def spawn(argv, stdout=None, stderr=None, cwd=None, env=None, tag="proc"):
     return p
 
 
-def group_pids(pgid):
-    """Pids of every live process in process group pgid (zombies excluded)."""
-    pids = []
+def live_processes():
+    """(pid, ppid, pgid, sid, cmdline) of every live process (no zombies)."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % name) as f:
                 stat = f.read()
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        # state ppid pgrp session ...: after the command, which may hold ")"
         fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.append(int(name))
-    return pids
+        if fields[0] != "Z":
+            yield (int(name), int(fields[1]), int(fields[2]), int(fields[3]),
+                   cmd.strip())
+
+
+def group_pids(pgid):
+    """Pids of every live process in process group pgid."""
+    return [pid for pid, _, group, _, _ in live_processes() if group == pgid]
 
 
 def _killpg(pgid, sig):
