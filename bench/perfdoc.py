@@ -41,6 +41,7 @@ The tools (bench/):
 | `plain_consumer.c` | the ingest baseline: librdkafka consumer with the module's consumer settings, values thrown away |
 | `ring_bench.c` | ring micro-benchmark (appends/s, with a reader in another thread) |
 | `run.py`, `perfdoc.py` | the run and this page |
+| `ingest_trace.py` | the module's per-partition positions through one ingest (finding 3d) |
 | `tools/demo/mock_cluster.c -s MS -w` | librdkafka mock cluster whose ListOffsets/OffsetFetch answers are delayed (issue 4) |
 
 ## Method and what limits it here
