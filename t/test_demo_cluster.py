@@ -22,20 +22,13 @@ from lib import dashstream as ds
 from lib import ws as wslib
 from lib.demo import Demo, bad_log_lines, read_topic, \
     session_members
-from lib.plugin import SASL_USER
+from lib.plugin import SASL_USER, listener
 
 # generator.py's thread ids: tenant-graph-run-number
 THREAD_ID = re.compile(r"^(acme|globex|initech|umbrella)-"
                        r"(support|research|code)-[0-9a-f]{4}-\d{4}$")
 STOPPED = re.compile(r"generator: stopped after (\d+) messages \(\d+ "
                      r"malformed\), 0 delivery failures, 0 not delivered")
-
-
-def via(kafka, listener):
-    try:
-        return kafka.via(listener)
-    except KeyError:
-        pytest.skip("the broker has no %s listener" % listener)
 
 
 def get_json(url):
@@ -165,7 +158,7 @@ def sasl_demo(workdir, module, broker, topic, secret):
 
 @pytest.mark.timeout(120)
 def test_demo_through_sasl_plain(module, kafka, make_topic, workdir):
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     secret = SASL_USER[1]
     topic = make_topic(2)
     dlq = make_topic(name=topic + "-dlq")
@@ -218,7 +211,7 @@ def demo_processes(demo):
 
 @pytest.mark.timeout(60)
 def test_demo_wrong_password_says_so(module, kafka, make_topic, workdir):
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     wrong = "not-the-Passw0rd-17"
     topic = make_topic()
     demo = sasl_demo(workdir, module, broker, topic, wrong)
@@ -237,7 +230,7 @@ def test_demo_wrong_password_says_so(module, kafka, make_topic, workdir):
 @pytest.mark.timeout(120)
 def test_demo_through_tls_with_client_certificate(module, kafka, make_topic,
                                                   workdir):
-    broker = via(kafka, "SSL")
+    broker = listener(kafka, "SSL")
     files = kafka.tls
     topic = make_topic(2)
     demo = Demo(workdir, module, BROKERS=broker.bootstrap, TOPIC=topic,

@@ -14,6 +14,7 @@ from lib import dashstream as ds
 from lib import dlq as dlqlib
 from lib import net, prom
 from lib import ws as wslib
+from lib.plugin import listener
 
 SECRET = "dashstream-secret"        # t/lib/plugin.py SASL_USER
 
@@ -51,13 +52,6 @@ def sasl(mechanism="PLAIN", password="dashstream_sasl_password %s;"
         dashstream_sasl_mechanism %s;
         dashstream_sasl_username dashstream;
         %s""" % (mechanism, password)
-
-
-def via(kafka, listener):
-    try:
-        return kafka.via(listener)
-    except KeyError:
-        pytest.skip("the broker has no %s listener" % listener)
 
 
 def metrics_text(ng):
@@ -125,7 +119,7 @@ def all_three_clients_work(ng, kafka, topic, dlq_topic):
 
 def test_sasl_plain_secures_all_three_clients(nginx, module, kafka,
                                               make_topic):
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     topic = make_topic()
     dlq_topic = make_topic(name=topic + "-dlq")
     # librdkafka's own debug lines, SASL and configuration dumps included
@@ -148,7 +142,7 @@ def test_sasl_plain_secures_all_three_clients(nginx, module, kafka,
 
 
 def test_sasl_password_file(nginx, module, kafka, make_topic, workdir):
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     topic = make_topic()
     dlq_topic = make_topic(name=topic + "-dlq")
     path = os.path.join(workdir, "sasl-password-%s" % topic)
@@ -162,7 +156,7 @@ def test_sasl_password_file(nginx, module, kafka, make_topic, workdir):
 
 
 def test_wrong_password(nginx, module, kafka, make_topic):
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     topic = make_topic()
     wrong = "not-the-Passw0rd-17"
     ng = start(nginx, broker.bootstrap, topic,
@@ -187,7 +181,7 @@ def test_wrong_password(nginx, module, kafka, make_topic):
 
 def test_ssl_with_client_certificate(nginx, module, kafka, make_topic,
                                      workdir):
-    broker = via(kafka, "SSL")
+    broker = listener(kafka, "SSL")
     files = kafka.tls
     topic = make_topic()
     dlq_topic = make_topic(name=topic + "-dlq")
@@ -208,7 +202,7 @@ def test_ssl_with_client_certificate(nginx, module, kafka, make_topic,
 
 def test_ssl_without_client_certificate_is_refused(nginx, module, kafka,
                                                    make_topic):
-    broker = via(kafka, "SSL")
+    broker = listener(kafka, "SSL")
     topic = make_topic()
     ng = start(nginx, broker.bootstrap, topic, """
         dashstream_security_protocol ssl;
@@ -243,7 +237,7 @@ def test_scram_sha_512_with_a_newer_librdkafka(nginx, module, kafka,
     librdkafka 2.12.1 (PyPI's confluent-kafka wheel ships it;
     tools/fetch-librdkafka.sh) can."""
     libdir = newer_librdkafka()
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     topic = make_topic()
     dlq_topic = make_topic(name=topic + "-dlq")
     monkeypatch.setenv("LD_LIBRARY_PATH", libdir)
@@ -270,7 +264,7 @@ def test_scram_sha_512_with_debian_librdkafka(nginx, module, kafka,
                                              make_topic):
     """Documents the limitation; XPASS (a failure) once Debian's library
     can do it, and then the test above needs no special library."""
-    broker = via(kafka, "SASL_PLAINTEXT")
+    broker = listener(kafka, "SASL_PLAINTEXT")
     topic = make_topic()
     ng = start(nginx, broker.bootstrap, topic, sasl("SCRAM-SHA-512"))
     key = ("websocket_kafka_assigned_partitions",

@@ -38,6 +38,15 @@ _state = {}
 SASL_USER = ("dashstream", "dashstream-secret")
 
 
+def listener(kafka, name):
+    """kafka through its listener name ("SSL", "SASL_PLAINTEXT"); the test
+    is skipped when the broker has none (an external cluster)."""
+    try:
+        return kafka.via(name)
+    except KeyError:
+        pytest.skip("the broker has no %s listener" % name)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "partitions(n): partition count of"
                             " the `topic` fixture")
