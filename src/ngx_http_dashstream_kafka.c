@@ -615,6 +615,16 @@ ngx_http_dashstream_kafka_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    /* librdkafka reads an int: a larger value would wrap */
+
+    if (t > NGX_HTTP_DASHSTREAM_KAFKA_MAX_MS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": value must be at most %Mms",
+                           &cmd->name, (ngx_msec_t)
+                           NGX_HTTP_DASHSTREAM_KAFKA_MAX_MS);
+        return NGX_CONF_ERROR;
+    }
+
     ms.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN + 1);
     if (ms.data == NULL) {
         return NGX_CONF_ERROR;
@@ -670,7 +680,7 @@ ngx_http_dashstream_kafka_push(ngx_conf_t *cf, ngx_command_t *cmd,
     rd_kafka_conf_destroy(scratch);
 
     if (rc != RD_KAFKA_CONF_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s",
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name,
                            ngx_http_dashstream_kafka_chomp(err));
         return NULL;
     }

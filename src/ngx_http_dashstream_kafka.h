@@ -15,6 +15,9 @@
 #define NGX_HTTP_DASHSTREAM_CLIENT_PRODUCER  1
 #define NGX_HTTP_DASHSTREAM_CLIENT_METADATA  2
 
+/* librdkafka's largest time in ms (an int) */
+#define NGX_HTTP_DASHSTREAM_KAFKA_MAX_MS     2147483647
+
 
 /*
  * What a Kafka client needs beyond the validated template built at

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 
 #include "ngx_http_dashstream_module.h"
+#include "ngx_http_dashstream_kafka.h"
 
 
 static ngx_int_t ngx_http_dashstream_init_module(ngx_cycle_t *cycle);
@@ -28,6 +29,8 @@ static char *ngx_http_dashstream_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_dashstream_name(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_dashstream_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -138,6 +141,12 @@ static ngx_http_dashstream_msec_bounds_t  ngx_http_dashstream_lag_bounds = {
 };
 
 
+/* message.timeout.ms: 0 would be "forever", more would wrap */
+static ngx_http_dashstream_msec_bounds_t  ngx_http_dashstream_dlq_time_bounds = {
+    ngx_http_dashstream_check_msec, 1, NGX_HTTP_DASHSTREAM_KAFKA_MAX_MS
+};
+
+
 /* a ping timer of 0 would fire on every turn of the event loop */
 static ngx_http_dashstream_msec_bounds_t  ngx_http_dashstream_ping_bounds = {
     ngx_http_dashstream_check_msec, 100, 86400000
@@ -189,7 +198,7 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
 
     { ngx_string("dashstream_group_id"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_dashstream_topic,
+      ngx_http_dashstream_name,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, group_id),
       NULL },
@@ -388,7 +397,7 @@ static ngx_command_t  ngx_http_dashstream_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_dashstream_main_conf_t, dlq_timeout),
-      NULL },
+      &ngx_http_dashstream_dlq_time_bounds },
 
     { ngx_string("dashstream_websocket"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
@@ -718,6 +727,16 @@ ngx_http_dashstream_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (dmcf->dlq_topic.data == NULL) {
         dmcf->dlq_topic.len = dmcf->topic.len + sizeof("-dlq") - 1;
+
+        if (dmcf->dlq_topic.len > 249) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "the dead-letter topic \"%V-dlq\" would be longer "
+                          "than Kafka's 249 characters: set "
+                          "\"dashstream_dlq_topic\" in %s:%ui", &dmcf->topic,
+                          dmcf->topic_file, dmcf->topic_line);
+            return NGX_CONF_ERROR;
+        }
+
         dmcf->dlq_topic.data = ngx_pnalloc(cf->pool, dmcf->dlq_topic.len);
         if (dmcf->dlq_topic.data == NULL) {
             return NGX_CONF_ERROR;
@@ -1021,18 +1040,83 @@ ngx_http_dashstream_brokers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     dmcf->brokers_file = cf->conf_file->file.name.data;
     dmcf->brokers_line = cf->conf_file->line;
 
-    return ngx_http_dashstream_topic(cf, cmd, conf);
+    return ngx_http_dashstream_name(cf, cmd, conf);
 }
 
+
+/* dashstream_topic, dashstream_dlq_topic: Kafka's rule for topic names */
 
 static char *
 ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_dashstream_main_conf_t *dmcf = conf;
+
+    char        *rv;
+    u_char       ch;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 249) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": must be 1 to 249 "
+                           "characters", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        ch = value[1].data[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_'
+              || ch == '-'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\": a Kafka topic name "
+                               "has only ASCII letters, digits, '.', '_' "
+                               "and '-'", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if ((value[1].len == 1 && value[1].data[0] == '.')
+        || (value[1].len == 2 && ngx_strncmp(value[1].data, "..", 2) == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": Kafka refuses the topic "
+                           "names \".\" and \"..\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_http_dashstream_name(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (cmd->offset == offsetof(ngx_http_dashstream_main_conf_t, dlq_topic)) {
+        dmcf->dlq_file = cf->conf_file->file.name.data;
+        dmcf->dlq_line = cf->conf_file->line;
+
+    } else {
+        dmcf->topic_file = cf->conf_file->file.name.data;
+        dmcf->topic_line = cf->conf_file->line;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a string set once, without control, space or non-ASCII characters */
+
+static char *
+ngx_http_dashstream_name(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
     char  *p = conf;
 
-    ngx_str_t                        *field, *value;
-    ngx_uint_t                        i;
-    ngx_http_dashstream_main_conf_t  *dmcf;
+    ngx_str_t   *field, *value;
+    ngx_uint_t   i;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -1042,10 +1126,9 @@ ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len == 0 || value[1].len > 249) {
+    if (value[1].len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\": must be 1 to 249 "
-                           "characters", &value[1]);
+                           "invalid value \"\": must not be empty");
         return NGX_CONF_ERROR;
     }
 
@@ -1059,12 +1142,6 @@ ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *field = value[1];
-
-    if (cmd->offset == offsetof(ngx_http_dashstream_main_conf_t, dlq_topic)) {
-        dmcf = conf;
-        dmcf->dlq_file = cf->conf_file->file.name.data;
-        dmcf->dlq_line = cf->conf_file->line;
-    }
 
     return NGX_CONF_OK;
 }
@@ -1422,6 +1499,12 @@ ngx_http_dashstream_dlq_backoff(ngx_conf_t *cf, ngx_command_t *cmd,
                                "invalid value \"%V\"", &value[i]);
             return NGX_CONF_ERROR;
         }
+    }
+
+    /* FIRST alone: doubling up to 10s, or no doubling past a longer FIRST */
+
+    if (cf->args->nelts == 2 && t[0] > t[1]) {
+        t[1] = t[0];
     }
 
     if (t[0] > t[1]) {

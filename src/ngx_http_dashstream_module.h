@@ -99,6 +99,8 @@ typedef struct {
     ngx_uint_t                      lag_line;
     u_char                         *dlq_file;
     ngx_uint_t                      dlq_line;
+    u_char                         *topic_file;
+    ngx_uint_t                      topic_line;
 
     /* one eventfd per worker, made in the master, inherited by workers */
     int                            *wake_fds;

@@ -139,17 +139,63 @@ def test_duplicate_brokers(nginx, module):
                  "10.0.0.1:9092")
 
 
+CHARS = "a Kafka topic name has only ASCII letters, digits, '.', '_' and '-'"
+
+
 @pytest.mark.parametrize("value,why", [
     ('""', "must be 1 to 249 characters"),
-    ('"two words"', "control, space or non-ASCII character"),
-    ('"t\\u00f3pico"'.replace("\\u00f3", "\u00f3"),
-     "control, space or non-ASCII character"),
+    ('"%s"' % ("t" * 250), "must be 1 to 249 characters"),
+    ('"two words"', CHARS),
+    ('"t\\u00f3pico"'.replace("\\u00f3", "\u00f3"), CHARS),
+    ("a/b", CHARS),
+    ("a*b", CHARS),
+    ("a:b", CHARS),
+    ("'a\"b'", CHARS),
+    (".", 'Kafka refuses the topic names "." and ".."'),
+    ("..", 'Kafka refuses the topic names "." and ".."'),
 ])
 def test_invalid_topic(nginx, module, value, why):
     ng, r = check(nginx, http="%s\n%s\ndashstream_topic %s;"
                   % (BROKERS, ZONE, value))
-    assert_fails(ng, r, 'invalid value "%s": %s' % (value.strip('"'), why),
+    name = value[1:-1] if value[0] in "'\"" else value
+    assert_fails(ng, r, 'invalid value "%s": %s' % (name, why),
                  "dashstream_topic")
+
+
+@pytest.mark.parametrize("name", ["dashstream-quality", "a.b_C-9", "...",
+                                  "t" * 245])
+def test_valid_topic(nginx, module, name):
+    ng, r = check(nginx, http="%s\n%s\ndashstream_topic %s;"
+                  % (BROKERS, ZONE, name))
+    assert r.returncode == 0, r.stderr
+
+
+def test_long_topic_needs_its_own_dlq_topic(nginx, module):
+    name = "t" * 249
+    ng, r = check(nginx, http="%s\n%s\ndashstream_topic %s;"
+                  % (BROKERS, ZONE, name))
+    assert_fails(ng, r, 'the dead-letter topic "%s-dlq" would be longer than '
+                 'Kafka\'s 249 characters: set "dashstream_dlq_topic"' % name,
+                 "dashstream_topic")
+    ng, r = check(nginx, http="%s\n%s\ndashstream_topic %s;\n"
+                  "dashstream_dlq_topic dead-letters;" % (BROKERS, ZONE, name))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("line", [
+    "dashstream_group_id team:dashstream/eu;",
+    "dashstream_brokers %s;" % ",".join(
+        "kafka-broker-%02d.streaming.internal.example.com:9093" % i
+        for i in range(8)),
+])
+def test_group_and_brokers_are_not_topic_names(nginx, module, line):
+    """the group id takes any printable ASCII, a broker list is longer
+    than a topic name may be"""
+    http = ZONE + "\n" + line
+    if not line.startswith("dashstream_brokers"):
+        http = BROKERS + "\n" + http
+    ng, r = check(nginx, http=http)
+    assert r.returncode == 0, r.stderr
 
 
 # -- websocket location ----------------------------------------------------

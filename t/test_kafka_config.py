@@ -76,7 +76,8 @@ def write(ng, name, text):
 ])
 def test_property_refused_by_librdkafka(nginx, module, name, value, message):
     ng, r = check(nginx, "dashstream_kafka_property %s %s;" % (name, value))
-    assert_fails(ng, r, message, "dashstream_kafka_property " + name)
+    assert_fails(ng, r, '"dashstream_kafka_property": ' + message,
+                 "dashstream_kafka_property " + name)
 
 
 @pytest.mark.parametrize("name,why", [
@@ -245,9 +246,18 @@ def test_timeout_out_of_range(nginx, module, directive, value):
         "dashstream_connect_timeout": (
             "socket.connection.setup.timeout.ms", 1000, 2147483647)}[
         directive]
-    assert_fails(ng, r, 'Configuration property "%s" value %d is outside'
-                 ' allowed range %d..%d' % (prop, int(value[:-2]), low, high),
-                 directive)
+    assert_fails(ng, r, '"%s": Configuration property "%s" value %d is '
+                 'outside allowed range %d..%d'
+                 % (directive, prop, int(value[:-2]), low, high), directive)
+
+
+@pytest.mark.parametrize("directive", ["dashstream_socket_timeout",
+                                       "dashstream_connect_timeout"])
+def test_timeout_beyond_librdkafka_int(nginx, module, directive):
+    # 30 days in ms does not fit librdkafka's int: it must not wrap
+    ng, r = check(nginx, "%s 30d;" % directive)
+    assert_fails(ng, r, '"%s": value must be at most 2147483647ms'
+                 % directive, directive)
 
 
 # -- dead-letter queue -------------------------------------------------------
@@ -260,8 +270,15 @@ def test_timeout_out_of_range(nginx, module, directive, value):
     ("dashstream_dlq_backoff 5s 1s;",
      "the first backoff (5000 ms) is longer than the longest (1000 ms)"),
     ("dashstream_dlq_backoff 0;", 'invalid value "0"'),
+    ("dashstream_dlq_timeout 0;",
+     '"dashstream_dlq_timeout" directive value must be between 1ms and '
+     '2147483647ms'),
+    ("dashstream_dlq_timeout 30d;",
+     '"dashstream_dlq_timeout" directive value must be between 1ms and '
+     '2147483647ms'),
     ("dashstream_dlq_topic \"a b\";",
-     'invalid value "a b": control, space or non-ASCII character'),
+     'invalid value "a b": a Kafka topic name has only ASCII letters, '
+     "digits, '.', '_' and '-'"),
 ])
 def test_invalid_dlq_value(nginx, module, line, message):
     ng, r = check(nginx, line)
@@ -297,3 +314,9 @@ def test_full_secure_config_passes(nginx, module, certs):
                                          certs["key"]))
     assert_passes(ng, r)
     assert SECRET not in r.stderr + r.stdout
+
+
+def test_dlq_backoff_alone_longer_than_the_default_longest(nginx, module):
+    # one value above the 10s default longest: no doubling, not an error
+    ng, r = check(nginx, "dashstream_dlq_backoff 20s;")
+    assert_passes(ng, r)
