@@ -1196,6 +1196,18 @@ ngx_http_dashstream_kafka_log(const rd_kafka_t *rk, int level,
           : level == 5 ? NGX_LOG_NOTICE
           : level == 6 ? NGX_LOG_INFO : NGX_LOG_DEBUG;
 
+    /*
+     * Every client is made from one template: the dead-letter producer
+     * warns of each consumer property in it, at each start.
+     */
+
+    if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER
+        && ngx_strcmp(fac, "CONFWARN") == 0
+        && ngx_strstr(buf, "is a consumer property") != NULL)
+    {
+        lvl = NGX_LOG_DEBUG;
+    }
+
     ngx_http_dashstream_thread_log(lvl, "librdkafka %s: %s", fac, buf);
 }
 

@@ -128,7 +128,10 @@ ngx_http_dashstream_kafka_conf(ngx_conf_t *cf,
     if (ngx_http_dashstream_kafka_setc(kc, "bootstrap.servers", brokers,
                                        err, sizeof(err))
         || ngx_http_dashstream_kafka_setc(kc, "client.id", "ngx-dashstream",
-                                          err, sizeof(err)))
+                                          err, sizeof(err))
+        /* commits stored offsets every second, unless a property says */
+        || ngx_http_dashstream_kafka_setc(kc, "auto.commit.interval.ms",
+                                          "1000", err, sizeof(err)))
     {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "invalid \"dashstream_brokers\": %s in %s:%ui",
@@ -810,8 +813,6 @@ ngx_http_dashstream_kafka_consumer(int role,
         || ngx_http_dashstream_kafka_setc(kc, "enable.auto.commit",
                                           consumer && kp->commit
                                           ? "true" : "false", err, err_cap)
-        || ngx_http_dashstream_kafka_setc(kc, "auto.commit.interval.ms",
-                                          "1000", err, err_cap)
         || (kp->group_id
             && ngx_http_dashstream_kafka_setc(kc, "group.id", kp->group_id,
                                               err, err_cap)))

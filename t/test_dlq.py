@@ -81,15 +81,6 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
-def committed(kafka, group, topic, partition=0):
-    c = Consumer(kafka.conf(**{"group.id": group}))
-    try:
-        return c.committed([TopicPartition(topic, partition)],
-                           timeout=10)[0].offset
-    finally:
-        c.close()
-
-
 def dlq_end(kafka, dlq_topic):
     c = Consumer(kafka.conf(**{"group.id": "t-watermarks"}))
     try:
@@ -165,7 +156,7 @@ def test_every_bad_message_is_dead_lettered_once(nginx, module, kafka,
     assert val(s, "websocket_dlq_fail_closed_stall_seconds") == 0
 
     # the group's offset moved past every message, bad ones included
-    net.wait_for(lambda: committed(kafka, "g-" + topic, topic)
+    net.wait_for(lambda: kafka.committed("g-" + topic, topic)
                  == produced[-1].offset + 1, 15, 0.2, "offsets committed")
     client.close()
 
@@ -298,7 +289,7 @@ def test_fail_closed_holds_the_partition_until_dead_lettered(
         + val(s2, "websocket_dlq_send_failures_total",
                 reason="broker") >= 1
     assert val(s2, "websocket_dlq_sends_total") == 0
-    assert committed(kafka, "g-" + topic, topic) == held.offset
+    assert kafka.committed("g-" + topic, topic) == held.offset
     msgs, _ = client.drain(0.3)
     assert msgs == []
 
@@ -311,7 +302,7 @@ def test_fail_closed_holds_the_partition_until_dead_lettered(
         got = client.recv_messages(20, timeout=30)
         assert [m.offset for m in got] == list(range(6, 26))
         assert [m.data for m in got] == [r.value for r in produced[6:]]
-        net.wait_for(lambda: committed(kafka, "g-" + topic, topic) == 26,
+        net.wait_for(lambda: kafka.committed("g-" + topic, topic) == 26,
                      15, 0.2, "offset 26 committed")
         s = samples(ng)
         assert val(s, "websocket_dlq_fail_closed_stall_seconds") == 0

@@ -7,6 +7,7 @@ Also: a missing topic and unreachable brokers are reported, never fatal."""
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -340,3 +341,33 @@ def test_unreachable_brokers_are_reported_not_fatal(nginx, module):
                  10, 0.2, "failed lag polls")
     assert val(metrics_text(ng).samples,
                "websocket_kafka_broker_connected") == 0
+
+
+@pytest.mark.parametrize("interval", [None, 60000])
+def test_commit_interval_default_and_pass_through(nginx, module, kafka,
+                                                  make_topic, interval):
+    """The module commits every second unless dashstream_kafka_property
+    auto.commit.interval.ms says otherwise (it used to override that
+    value silently); the DLQ producer, made from the same settings, does
+    not warn about consumer properties."""
+    topic = make_topic()
+    extra = "dashstream_kafka_property fetch.wait.max.ms 100;"
+    if interval:
+        extra += "dashstream_kafka_property auto.commit.interval.ms %d;" \
+            % interval
+    ng = start(nginx, kafka.bootstrap, topic, extra)
+    client = wslib.Client(ng.ws_url("/ws"))
+    client.send_resume({}, from_="earliest")
+    client.recv_json("replay_complete")
+    kafka.produce(topic, [ds.event(sequence=i) for i in range(5)])
+    client.recv_messages(5, timeout=30)
+    client.close()
+    if interval is None:
+        net.wait_for(lambda: kafka.committed("g-" + topic, topic) == 5,
+                     10, 0.2, "offsets committed within a second or so")
+    else:
+        time.sleep(4)
+        assert kafka.committed("g-" + topic, topic) < 0    # none yet
+    warns = [line for line in ng.error_log_text().splitlines()
+             if "is a consumer property" in line]
+    assert warns == []

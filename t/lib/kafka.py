@@ -383,6 +383,15 @@ class Cluster:
     def admin(self):
         return AdminClient(self.conf())
 
+    def committed(self, group, topic, partition=0):
+        """group's committed offset of the partition (< 0: none)"""
+        c = Consumer(self.conf(**{"group.id": group}))
+        try:
+            return c.committed([TopicPartition(topic, partition)],
+                               timeout=10)[0].offset
+        finally:
+            c.close()
+
     def metadata(self, topic=None, timeout=10):
         return self.admin().list_topics(topic=topic, timeout=timeout)
 
