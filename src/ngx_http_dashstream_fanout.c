@@ -570,6 +570,10 @@ ngx_http_dashstream_sub_wants(ngx_http_dashstream_sub_t *sub,
         return 0;
     }
 
+    if (sub->nahead) {
+        return ngx_http_dashstream_session_ahead_wants(sub, rec);
+    }
+
     return 1;
 }
 

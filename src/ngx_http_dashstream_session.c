@@ -36,6 +36,9 @@ static void ngx_http_dashstream_session_stale(ngx_http_dashstream_sub_t *sub,
     ngx_int_t i, int64_t oldest);
 static void ngx_http_dashstream_session_error(ngx_http_dashstream_sub_t *sub,
     const char *code, const char *message);
+static void ngx_http_dashstream_session_ahead(ngx_http_dashstream_sub_t *sub);
+static void ngx_http_dashstream_session_replay_free(
+    ngx_http_dashstream_sub_t *sub);
 static int ngx_http_dashstream_session_cmp(const void *a, const void *b);
 
 
@@ -323,12 +326,14 @@ ngx_http_dashstream_session_replay_done(ngx_http_dashstream_sub_t *sub)
         }
     }
 
+    ngx_http_dashstream_session_ahead(sub);
+
     buf = ngx_alloc(NGX_HTTP_DASHSTREAM_JSON_MAX
                     + NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
                       * (sizeof(*last) + sizeof(*missing)),
                     sub->connection->log);
     if (buf == NULL) {
-        ngx_http_dashstream_session_free(sub);
+        ngx_http_dashstream_session_replay_free(sub);
         return;
     }
 
@@ -370,12 +375,123 @@ ngx_http_dashstream_session_replay_done(ngx_http_dashstream_sub_t *sub)
     }
 
     ngx_free(buf);
-    ngx_http_dashstream_session_free(sub);
+    ngx_http_dashstream_session_replay_free(sub);
+}
+
+
+/*
+ * A client may resume with a cursor this server's ring has not reached
+ * yet: it saw those records on another replica, or here before a restart,
+ * and this server's consumer is behind.  Nothing of such a partition was
+ * replayed; its live records up to the cursor are skipped, once, until
+ * the first one past it.  Only cursors below the partition's polled high
+ * watermark count: a cursor beyond what Kafka holds names records that do
+ * not exist, and filtering on it would silence the partition.
+ */
+
+static void
+ngx_http_dashstream_session_ahead(ngx_http_dashstream_sub_t *sub)
+{
+    size_t                         i, n, pass;
+    int32_t                        p;
+    int64_t                        c, written, hwm;
+    ngx_http_dashstream_replay_t  *rp;
+    ngx_http_dashstream_shctx_t   *sh;
+
+    rp = sub->replay;
+    sh = ngx_http_dashstream_fanout_sh();
+
+    /* the first pass counts, the second fills */
+
+    for (pass = 0, n = 0; pass < 2; pass++) {
+
+        if (pass == 1) {
+            if (n == 0) {
+                return;
+            }
+
+            sub->ahead = ngx_alloc(n * sizeof(ngx_http_dashstream_cursor_t),
+                                   sub->connection->log);
+            if (sub->ahead == NULL) {
+                return;
+            }
+
+            n = 0;
+        }
+
+        for (i = 0; i < rp->ncursors; i++) {
+            p = rp->cursors[i].partition;
+            c = rp->cursors[i].offset;
+
+            if (p < 0 || p >= NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+                || rp->last[p])
+            {
+                continue;
+            }
+
+            written = (int64_t) sh->part[p].last_written;   /* offset + 1 */
+            hwm = (int64_t) sh->part[p].high_watermark - 1; /* next offset */
+
+            if (c >= written && c < hwm) {
+                if (pass == 1) {
+                    sub->ahead[n] = rp->cursors[i];
+                }
+
+                n++;
+            }
+        }
+    }
+
+    sub->nahead = n;
+}
+
+
+ngx_int_t
+ngx_http_dashstream_session_ahead_wants(ngx_http_dashstream_sub_t *sub,
+    ngx_http_dashstream_rec_t *rec)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < sub->nahead; i++) {
+        if (sub->ahead[i].partition != rec->meta.partition) {
+            continue;
+        }
+
+        if (rec->meta.offset <= sub->ahead[i].offset) {
+            return 0;
+        }
+
+        /* past the cursor: this partition is live again */
+
+        sub->ahead[i] = sub->ahead[--sub->nahead];
+
+        if (sub->nahead == 0) {
+            ngx_free(sub->ahead);
+            sub->ahead = NULL;
+        }
+
+        return 1;
+    }
+
+    return 1;
 }
 
 
 void
 ngx_http_dashstream_session_free(ngx_http_dashstream_sub_t *sub)
+{
+    ngx_http_dashstream_session_replay_free(sub);
+
+    if (sub->ahead) {
+        ngx_free(sub->ahead);
+        sub->ahead = NULL;
+        sub->nahead = 0;
+    }
+}
+
+
+static void
+ngx_http_dashstream_session_replay_free(ngx_http_dashstream_sub_t *sub)
 {
     if (sub->replay) {
         ngx_free(sub->replay);

@@ -72,6 +72,10 @@ struct ngx_http_dashstream_sub_s {
     uint64_t                         dropped;      /* not yet told */
     ngx_http_dashstream_replay_t    *replay;
 
+    /* resume cursors ahead of this server's ring (session.c) */
+    ngx_http_dashstream_cursor_t    *ahead;
+    ngx_uint_t                       nahead;
+
     /* filters from the query string and the tenant scope */
     ngx_str_t                        thread;
     ngx_str_t                        tenant;
@@ -128,6 +132,8 @@ ngx_int_t ngx_http_dashstream_session_replay_wants(
 void ngx_http_dashstream_session_replayed(ngx_http_dashstream_sub_t *sub,
     ngx_http_dashstream_rec_meta_t *meta);
 void ngx_http_dashstream_session_replay_done(ngx_http_dashstream_sub_t *sub);
+ngx_int_t ngx_http_dashstream_session_ahead_wants(
+    ngx_http_dashstream_sub_t *sub, ngx_http_dashstream_rec_t *rec);
 void ngx_http_dashstream_session_free(ngx_http_dashstream_sub_t *sub);
 
 

@@ -319,6 +319,57 @@ def test_fail_closed_holds_the_partition_until_dead_lettered(
         kafka.delete_topic(dlq_topic)
 
 
+def test_resume_cursor_ahead_of_the_ring(nginx, module, kafka, make_topic):
+    """A client that saw offsets this server has not consumed yet (on
+    another replica, or here before a restart) resumes with a cursor ahead
+    of the ring: once the consumer catches up it gets only what comes after
+    its cursor, not the records it already has.  A fail_closed hold makes
+    this server's ring stay behind Kafka for as long as the test needs."""
+    topic = make_topic()
+    dlq_topic = topic + "-dlq"          # not created yet: auto-create is off
+    ng = start(nginx, kafka.bootstrap, topic, extra="""
+        dashstream_dlq_mode fail_closed;
+        dashstream_dlq_timeout 1s;
+        dashstream_dlq_backoff 100ms 500ms;
+    """)
+    ng.allow_log(r"dead-letter record of .* failed")
+    wait_assigned(ng, topic)
+    bad = b"\x00\x0f\x01"
+    good = [ds.token_chunk(text="m%d" % i, chunk_index=i) for i in range(10)]
+    produced = kafka.produce(topic, good[:5] + [bad] + good[5:])
+    net.wait_for(lambda: status(ng)["partitions"][0]["high_watermark"] == 11,
+                 10, 0.1, "high watermark 11 polled")
+    assert status(ng)["partitions"][0]["last_written"] == 4
+
+    # offsets 0-4 good, 5 bad (held: DLQ topic missing), 6-10 good
+    ahead = wslib.Client(ng.ws_url("/ws"))      # saw offsets up to 8
+    ahead.send_resume({0: 8})
+    done = ahead.recv_json("replay_complete")
+    assert done["totalReplayed"] == 0, done
+    bogus = wslib.Client(ng.ws_url("/ws"))      # beyond Kafka's end
+    bogus.send_resume({0: 50})
+    bogus.recv_json("replay_complete")
+
+    kafka.create_topic(dlq_topic)
+    try:
+        got = ahead.recv_messages(2, timeout=30)
+        assert [m.offset for m in got] == [9, 10]
+        assert [m.data for m in got] == [r.value for r in produced[9:]]
+        more, _ = ahead.drain(0.5)
+        assert more == []
+        # a cursor past the high watermark filters nothing
+        got = bogus.recv_messages(5, timeout=30)
+        assert [m.offset for m in got] == [6, 7, 8, 9, 10]
+        # the partition is live again past the cursor
+        later = kafka.produce(topic, [ds.token_chunk(text="n", chunk_index=0)])
+        got = ahead.recv_messages(1, timeout=30)
+        assert [m.offset for m in got] == [later[0].offset] == [11]
+    finally:
+        ahead.close()
+        bogus.close()
+        kafka.delete_topic(dlq_topic)
+
+
 def test_fail_closed_record_pending_across_reload(nginx, module, kafka,
                                                   make_topic):
     """A record still pending when its consumer stops was not stored past:
