@@ -678,6 +678,13 @@ ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
 
     h = ngx_http_dashstream_ws_header(r, "Origin", NULL, &n);
 
+    /* a browser sends one: with two, which one would the check be about? */
+
+    if (dlcf->origins && n > 1) {
+        *reason = "more than one Origin header";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
     if (dlcf->origins && h && !ngx_http_dashstream_ws_origin(dlcf, &h->value))
     {
         *reason = "this origin is not allowed to subscribe";

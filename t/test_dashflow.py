@@ -626,6 +626,22 @@ def test_origin_allow_list(nginx, kafka, make_topic, path, origin, status):
                 b"this origin is not allowed to subscribe\n"
 
 
+@pytest.mark.parametrize("first,second", [
+    ("https://dash.example.com", "https://evil.example.com"),
+    ("https://evil.example.com", "https://dash.example.com"),
+    ("https://dash.example.com", "https://dash.example.com"),
+])
+def test_two_origin_headers_are_refused(nginx, kafka, make_topic, first,
+                                        second):
+    """only the first used to be checked: allowed, then anything -> 101"""
+    ng = start_policy(nginx, kafka, make_topic(1))
+    with ws.RawWS(ng.port) as rw:
+        got, _, h = rw.upgrade("/ws", headers={
+            "Origin": "%s\r\nOrigin: %s" % (first, second)})
+        assert got == 400
+        assert rw.read_body(h) == b"more than one Origin header\n"
+
+
 def test_tenant_scope_is_enforced(nginx, kafka, make_topic):
     topic = make_topic(1)
     ng = start_policy(nginx, kafka, topic)
