@@ -297,6 +297,24 @@ ngx_http_dashstream_ring_append(ngx_http_dashstream_ring_t *ring,
 }
 
 
+uint64_t
+ngx_http_dashstream_ring_clear(ngx_http_dashstream_ring_t *ring)
+{
+    uint64_t  head, tail;
+
+    head = ngx_http_dashstream_ring_load(&ring->head);
+    tail = ngx_http_dashstream_ring_load(&ring->tail);
+
+    ngx_http_dashstream_ring_store(&ring->tail_pos,
+                                   ngx_http_dashstream_ring_load(&ring->wpos));
+
+    /* as in _evict(): whoever sees this tail also sees head >= tail */
+    __atomic_store_n(&ring->tail, head, __ATOMIC_RELEASE);
+
+    return head - tail;
+}
+
+
 int
 ngx_http_dashstream_ring_read(ngx_http_dashstream_ring_t *ring, uint64_t seq,
     unsigned char *buf, size_t cap, ngx_http_dashstream_rec_t *rec)

@@ -106,6 +106,12 @@ int64_t ngx_http_dashstream_ring_append(ngx_http_dashstream_ring_t *ring,
     const ngx_http_dashstream_rec_meta_t *meta, const unsigned char *thread_id,
     const unsigned char *tenant_id, const unsigned char *payload);
 
+/*
+ * writer only: drops every record (readers of them get OVERTAKEN; seqs go
+ * on from head) without counting overwrites; returns how many it dropped
+ */
+uint64_t ngx_http_dashstream_ring_clear(ngx_http_dashstream_ring_t *ring);
+
 /* rec->thread_id, tenant_id and payload point into buf on OK */
 int ngx_http_dashstream_ring_read(ngx_http_dashstream_ring_t *ring,
     uint64_t seq, unsigned char *buf, size_t cap,

@@ -494,6 +494,65 @@ UNIT_TEST(test_ring_wrap)
 }
 
 
+/* a new topic: the writer drops every record, seqs and overwrites go on */
+
+UNIT_TEST(test_ring_clear)
+{
+    void                              *mem;
+    size_t                             size;
+    uint64_t                           s;
+    ngx_http_dashstream_ring_t        *ring;
+    ngx_http_dashstream_ring_stats_t   st;
+
+    mem = test_alloc(64, 1024, &size);
+    ring = ngx_http_dashstream_ring_init(mem, size, 64);
+
+    CHECK_EQ_U64(ngx_http_dashstream_ring_clear(ring), 0);
+
+    for (s = 0; s < 7; s++) {
+        CHECK_EQ_INT(test_add(ring, 10, 6, 112), s);
+    }
+
+    ngx_http_dashstream_ring_stats(ring, &st);
+    CHECK_EQ_U64(st.tail, 2);
+    CHECK_EQ_U64(st.overwrites, 2);
+
+    CHECK_EQ_U64(ngx_http_dashstream_ring_clear(ring), 5);
+
+    ngx_http_dashstream_ring_stats(ring, &st);
+    CHECK_EQ_U64(st.head, 7);
+    CHECK_EQ_U64(st.tail, 7);
+    CHECK_EQ_U64(st.records, 0);
+    CHECK_EQ_U64(st.bytes_used, 0);
+    CHECK_EQ_U64(st.overwrites, 2);
+
+    for (s = 0; s < 7; s++) {
+        CHECK_EQ_INT(test_get(ring, s), TEST_OVERTAKEN);
+    }
+
+    CHECK_EQ_INT(test_get(ring, 7), TEST_NOT_YET);
+    CHECK_EQ_U64(ngx_http_dashstream_ring_clear(ring), 0);
+
+    /* the ring fills from where it was, and evicts as before */
+    for (s = 7; s < 20; s++) {
+        CHECK_EQ_INT(test_add(ring, 10, 6, 112), s);
+        CHECK_EQ_INT(test_get(ring, s), TEST_OK);
+    }
+
+    ngx_http_dashstream_ring_stats(ring, &st);
+    CHECK_EQ_U64(st.records, 5);
+    CHECK_EQ_U64(st.tail, 15);
+    CHECK_EQ_U64(st.overwrites, 2 + 8);
+    CHECK_EQ_U64(st.bytes_used, 5 * 192);
+
+    for (s = 15; s < 20; s++) {
+        CHECK_EQ_INT(test_get(ring, s), TEST_OK);
+    }
+
+    free(mem);
+}
+
+
 UNIT_TEST(test_ring_evict_slots)
 {
     void                              *mem;
@@ -1115,6 +1174,7 @@ UNIT_MAIN("ring",
           UNIT_CASE(test_ring_init_attach),
           UNIT_CASE(test_ring_round_trip),
           UNIT_CASE(test_ring_wrap),
+          UNIT_CASE(test_ring_clear),
           UNIT_CASE(test_ring_evict_slots),
           UNIT_CASE(test_ring_evict_bytes),
           UNIT_CASE(test_ring_max_record),
