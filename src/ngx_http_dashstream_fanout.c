@@ -188,7 +188,6 @@ ngx_http_dashstream_fanout_add(ngx_http_dashstream_sub_t *sub)
 
     ngx_queue_insert_tail(&w->behind, &sub->queue);
 
-    (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers, 1);
     (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers_total, 1);
 
     if (w->slot >= 0) {
@@ -206,8 +205,6 @@ ngx_http_dashstream_fanout_remove(ngx_http_dashstream_sub_t *sub)
 
     ngx_queue_remove(&sub->queue);
     sub->live = 0;
-
-    (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers, -1);
 
     if (w->slot >= 0) {
         (void) ngx_atomic_fetch_add(&w->sh->workers[w->slot].subscribers, -1);

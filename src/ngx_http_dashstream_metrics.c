@@ -401,7 +401,7 @@ ngx_http_dashstream_metrics_subscribers(ngx_http_dashstream_metrics_t *m)
 
     ngx_http_dashstream_metrics_gauge(m, "websocket_connected_clients",
         "Websocket subscribers connected to this nginx instance.",
-        (double) k->subscribers);
+        (double) ngx_http_dashstream_subscribers(m->sh));
 
     ngx_http_dashstream_metrics_counter(m, "dashstream_websocket_connections_total",
         "Websocket subscribers accepted.", k->subscribers_total);
@@ -466,7 +466,7 @@ ngx_http_dashstream_metrics_ring(ngx_http_dashstream_metrics_t *m)
         "Records the ring can index.", (double) st.nslots);
     ngx_http_dashstream_metrics_counter(m, "dashstream_ring_overwrites_total",
         "Records evicted from the ring to make room for new ones.",
-        st.overwrites);
+        ngx_http_dashstream_ring_overwrites(m->sh));
 }
 
 

@@ -271,7 +271,7 @@ ngx_http_dashstream_status_ring(u_char *p, ngx_http_dashstream_shctx_t *sh)
                        "\"tail\":%uL,\"overwrites\":%uL},",
                        st.data_size, st.bytes_used, fill / 10000,
                        fill % 10000, st.records, st.nslots, st.head, st.tail,
-                       st.overwrites);
+                       ngx_http_dashstream_ring_overwrites(sh));
 }
 
 
@@ -281,10 +281,10 @@ ngx_http_dashstream_status_workers(u_char *p, ngx_http_dashstream_shctx_t *sh)
     ngx_uint_t  i, first;
 
     p = ngx_sprintf(p, "\"subscribers\":{\"total\":%uA,\"workers\":[",
-                    sh->counters.subscribers);
+                    ngx_http_dashstream_subscribers(sh));
 
     for (i = 0, first = 1; i < NGX_HTTP_DASHSTREAM_MAX_WORKERS; i++) {
-        if (sh->workers[i].pid == 0) {
+        if (!ngx_http_dashstream_worker_alive(sh, i)) {
             continue;
         }
 

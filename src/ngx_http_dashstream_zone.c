@@ -13,7 +13,7 @@
 #define NGX_HTTP_DASHSTREAM_ZONE_MAGIC   0x64736873  /* "dshs" */
 
 /* bumped whenever ngx_http_dashstream_shctx_t changes shape */
-#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  3
+#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  4
 
 /* slab pages kept back for small allocations after the ring */
 #define NGX_HTTP_DASHSTREAM_ZONE_RESERVE  32
@@ -27,6 +27,8 @@ static ngx_http_dashstream_shctx_t *ngx_http_dashstream_zone_previous(
     ngx_shm_zone_t *shm_zone, size_t *size);
 static ngx_int_t ngx_http_dashstream_zone_compatible(ngx_shm_zone_t *shm_zone,
     ngx_http_dashstream_shctx_t *sh);
+static void ngx_http_dashstream_zone_carry(ngx_http_dashstream_shctx_t *sh,
+    ngx_http_dashstream_shctx_t *osh);
 
 
 /* each list ends with 0 */
@@ -120,7 +122,6 @@ static ngx_int_t
 ngx_http_dashstream_zone_fresh(ngx_shm_zone_t *shm_zone)
 {
     size_t                           len, osize;
-    ngx_uint_t                       i;
     ngx_http_dashstream_shctx_t     *sh, *osh;
     ngx_http_dashstream_zone_ctx_t  *ctx;
 
@@ -150,31 +151,72 @@ ngx_http_dashstream_zone_fresh(ngx_shm_zone_t *shm_zone)
     ctx->shpool->log_nomem = 0;
 
     /*
-     * A zone whose size changed is made anew by ngx_init_cycle(); carry the
-     * counters (they must not go backwards) and the per-partition offsets
-     * over from the zone of the running cycle, and say so.
+     * A zone whose size changed is made anew by ngx_init_cycle(); carry
+     * everything but the ring's records over from the zone of the running
+     * cycle (counters must not go backwards), and say so.
      */
 
     osh = ngx_http_dashstream_zone_previous(shm_zone, &osize);
 
     if (osh) {
-        ngx_memcpy(&sh->counters, &osh->counters, sizeof(sh->counters));
-        sh->counters.subscribers = 0;
-
-        for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
-            sh->part[i].last_written = osh->part[i].last_written;
-            sh->part[i].position = osh->part[i].position;
-            sh->part[i].messages = osh->part[i].messages;
-        }
+        ngx_http_dashstream_zone_carry(sh, osh);
 
         ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
                       "dashstream_zone \"%V\" resized from %uz to %uz: "
-                      "the ring starts empty, counters and partition "
-                      "offsets are carried over", &shm_zone->shm.name,
-                      osize, shm_zone->shm.size);
+                      "the ring starts empty; counters, stream series "
+                      "and partition offsets are carried over",
+                      &shm_zone->shm.name, osize, shm_zone->shm.size);
     }
 
     return ngx_http_dashstream_zone_ring(shm_zone);
+}
+
+
+/*
+ * The old zone's writer may still be running: every value is copied once,
+ * as it is at this moment.  Its ring's overwrites go into the base the new
+ * ring's own count is added to.
+ */
+
+static void
+ngx_http_dashstream_zone_carry(ngx_http_dashstream_shctx_t *sh,
+    ngx_http_dashstream_shctx_t *osh)
+{
+    ngx_uint_t                        i;
+    ngx_http_dashstream_part_t       *part, *opart;
+
+    ngx_memcpy(&sh->counters, &osh->counters, sizeof(sh->counters));
+    sh->counters.ring_overwrites_base = ngx_http_dashstream_ring_overwrites(osh);
+
+    for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
+        part = &sh->part[i];
+        opart = &osh->part[i];
+
+        part->last_written = opart->last_written;
+        part->position = opart->position;
+        part->messages = opart->messages;
+        part->dlq_held = opart->dlq_held;
+    }
+
+    sh->ntools = ngx_min(osh->ntools, NGX_HTTP_DASHSTREAM_MAX_TOOLS);
+    ngx_memcpy(sh->tools, osh->tools, sizeof(sh->tools));
+    sh->nseries = ngx_min(osh->nseries, NGX_HTTP_DASHSTREAM_MAX_SERIES);
+    ngx_memcpy(sh->series, osh->series, sizeof(sh->series));
+}
+
+
+uint64_t
+ngx_http_dashstream_ring_overwrites(ngx_http_dashstream_shctx_t *sh)
+{
+    ngx_http_dashstream_ring_stats_t  st;
+
+    if (sh->ring == NULL) {
+        return sh->counters.ring_overwrites_base;
+    }
+
+    ngx_http_dashstream_ring_stats(sh->ring, &st);
+
+    return sh->counters.ring_overwrites_base + st.overwrites;
 }
 
 
@@ -377,33 +419,47 @@ ngx_http_dashstream_note_get(ngx_http_dashstream_note_t *note, u_char *buf,
 
 
 /*
- * A slot per worker process for the per-worker subscriber counts of the
- * status page.  Slots of processes that are gone are taken back.
+ * A slot per worker process for the subscriber counts of the metrics and
+ * status locations.  A worker that is killed never gives its slot back:
+ * whoever registers takes back every slot whose process is gone, and the
+ * readers skip such slots until then.
  */
 
 ngx_int_t
 ngx_http_dashstream_worker_register(ngx_http_dashstream_shctx_t *sh,
     ngx_pid_t pid)
 {
+    ngx_int_t           slot;
     ngx_uint_t          i;
     ngx_atomic_uint_t   old;
+
+    slot = NGX_ERROR;
 
     for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_WORKERS; i++) {
         old = sh->workers[i].pid;
 
-        if (old != 0 && (kill((pid_t) old, 0) == 0 || ngx_errno != NGX_ESRCH)) {
+        if (old != 0 && ngx_http_dashstream_worker_alive(sh, i)) {
             continue;
         }
 
-        if (ngx_atomic_cmp_set(&sh->workers[i].pid, old,
-                               (ngx_atomic_uint_t) pid))
-        {
+        if (slot == NGX_ERROR) {
+            if (ngx_atomic_cmp_set(&sh->workers[i].pid, old,
+                                   (ngx_atomic_uint_t) pid))
+            {
+                sh->workers[i].subscribers = 0;
+                slot = (ngx_int_t) i;
+            }
+
+            continue;
+        }
+
+        if (old != 0) {
             sh->workers[i].subscribers = 0;
-            return (ngx_int_t) i;
+            (void) ngx_atomic_cmp_set(&sh->workers[i].pid, old, 0);
         }
     }
 
-    return NGX_ERROR;
+    return slot;
 }
 
 
@@ -415,4 +471,38 @@ ngx_http_dashstream_worker_unregister(ngx_http_dashstream_shctx_t *sh,
         sh->workers[slot].subscribers = 0;
         sh->workers[slot].pid = 0;
     }
+}
+
+
+ngx_uint_t
+ngx_http_dashstream_worker_alive(ngx_http_dashstream_shctx_t *sh,
+    ngx_uint_t slot)
+{
+    ngx_atomic_uint_t  pid;
+
+    pid = sh->workers[slot].pid;
+
+    if (pid == 0) {
+        return 0;
+    }
+
+    return kill((pid_t) pid, 0) == 0 || ngx_errno != NGX_ESRCH;
+}
+
+
+ngx_atomic_uint_t
+ngx_http_dashstream_subscribers(ngx_http_dashstream_shctx_t *sh)
+{
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  n;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_WORKERS; i++) {
+        if (ngx_http_dashstream_worker_alive(sh, i)) {
+            n += sh->workers[i].subscribers;
+        }
+    }
+
+    return n;
 }

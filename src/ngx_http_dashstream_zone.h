@@ -150,8 +150,7 @@ typedef struct {
     ngx_atomic_t                    seq_evictions;
     ngx_atomic_t                    seq_threads;
 
-    /* subscribers */
-    ngx_atomic_t                    subscribers;
+    /* subscribers; those connected are counted per worker slot */
     ngx_atomic_t                    subscribers_total;
     ngx_atomic_t                    frames_sent;
     ngx_atomic_t                    bytes_sent;
@@ -163,6 +162,9 @@ typedef struct {
     ngx_atomic_t                    handshake_rejected;
     ngx_atomic_t                    protocol_errors;
     ngx_http_dashstream_hist_t      e2e_latency;
+
+    /* overwrites of the rings before this one: a resize makes it anew */
+    ngx_atomic_t                    ring_overwrites_base;
 
     /* what the stream says */
     ngx_atomic_t                    msg_types[NGX_HTTP_DASHSTREAM_MSG_TYPES];
@@ -233,6 +235,11 @@ ngx_int_t ngx_http_dashstream_worker_register(
     ngx_http_dashstream_shctx_t *sh, ngx_pid_t pid);
 void ngx_http_dashstream_worker_unregister(ngx_http_dashstream_shctx_t *sh,
     ngx_int_t slot);
+ngx_uint_t ngx_http_dashstream_worker_alive(ngx_http_dashstream_shctx_t *sh,
+    ngx_uint_t slot);
+ngx_atomic_uint_t ngx_http_dashstream_subscribers(
+    ngx_http_dashstream_shctx_t *sh);
+uint64_t ngx_http_dashstream_ring_overwrites(ngx_http_dashstream_shctx_t *sh);
 
 
 #endif /* _NGX_HTTP_DASHSTREAM_ZONE_H_INCLUDED_ */
