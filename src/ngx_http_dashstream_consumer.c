@@ -83,6 +83,8 @@ static ngx_int_t ngx_http_dashstream_consumer_lease(
     ngx_http_dashstream_consumer_t *c);
 static void ngx_http_dashstream_consumer_release(
     ngx_http_dashstream_consumer_t *c);
+static void ngx_http_dashstream_consumer_topic(
+    ngx_http_dashstream_consumer_t *c);
 static ngx_int_t ngx_http_dashstream_consumer_connect(
     ngx_http_dashstream_consumer_t *c);
 static void ngx_http_dashstream_consumer_positions(
@@ -332,6 +334,8 @@ ngx_http_dashstream_consumer_thread(void *data)
 
     if (ngx_http_dashstream_consumer_lease(c) == NGX_OK) {
 
+        ngx_http_dashstream_consumer_topic(c);
+
         (void) ngx_atomic_fetch_add(&c->sh->counters.consumer_starts, 1);
         c->sh->counters.consumer_running = 1;
 
@@ -429,6 +433,63 @@ ngx_http_dashstream_consumer_lease(ngx_http_dashstream_consumer_t *c)
     (void) ngx_atomic_fetch_add(&sh->writer_generation, 1);
 
     return NGX_OK;
+}
+
+
+/*
+ * The zone's offsets say which (partition, offset) pairs are in the ring
+ * already, and the ring's cursors are those pairs: both belong to one
+ * topic.  A reload or a restart with another topic would otherwise skip the
+ * new topic's offsets below the old ones as duplicates and mix two topics'
+ * cursors, so the holder of the lease, the only writer, starts both anew.
+ * Counters go on.  The workers see topic_generation change and close their
+ * subscribers, whose cursors were the old topic's.
+ */
+
+static void
+ngx_http_dashstream_consumer_topic(ngx_http_dashstream_consumer_t *c)
+{
+    uint64_t                      dropped;
+    ngx_uint_t                    i;
+    ngx_http_dashstream_part_t   *part;
+    ngx_http_dashstream_shctx_t  *sh;
+
+    sh = c->sh;
+
+    if (ngx_strncmp(sh->topic, c->topic, NGX_HTTP_DASHSTREAM_TOPIC_LEN) == 0) {
+        return;
+    }
+
+    if (sh->topic[0] != '\0') {
+        for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
+            part = &sh->part[i];
+
+            part->position = 0;
+            part->position_live = 0;
+            part->last_written = 0;
+            part->last_ts_ms = 0;
+            part->high_watermark = 0;
+            part->hwm_ms = 0;
+            part->committed = 0;
+            part->messages = 0;
+            part->paused = 0;
+            part->dlq_held = 0;
+        }
+
+        dropped = ngx_http_dashstream_ring_clear(c->ring);
+
+        ngx_http_dashstream_thread_log(NGX_LOG_NOTICE,
+            "dashstream_topic changed from \"%s\" to \"%s\": the ring's "
+            "%llu records and the partition offsets of \"%s\" are "
+            "dropped, \"%s\" starts anew; counters are kept",
+            (char *) sh->topic, c->topic, (unsigned long long) dropped,
+            (char *) sh->topic, c->topic);
+
+        /* release: a worker that sees the generation sees the empty ring */
+        __atomic_fetch_add(&sh->topic_generation, 1, __ATOMIC_RELEASE);
+    }
+
+    ngx_cpystrn(sh->topic, (u_char *) c->topic, NGX_HTTP_DASHSTREAM_TOPIC_LEN);
 }
 
 

@@ -33,6 +33,7 @@ typedef struct {
     ngx_queue_t                      behind;
     int                             *wake_slot;
     ngx_int_t                        slot;        /* in sh->workers */
+    ngx_atomic_uint_t                topic_generation;
     u_char                          *rec_buf;
     size_t                           rec_cap;
     ngx_uint_t                       exiting;
@@ -53,6 +54,10 @@ static void ngx_http_dashstream_fanout_latency(
     ngx_http_dashstream_worker_t *w, ngx_http_dashstream_rec_t *rec);
 static void ngx_http_dashstream_fanout_shutdown(
     ngx_http_dashstream_worker_t *w);
+static ngx_uint_t ngx_http_dashstream_fanout_topic(
+    ngx_http_dashstream_worker_t *w);
+static void ngx_http_dashstream_fanout_close_all(
+    ngx_http_dashstream_worker_t *w, const char *reason);
 static void ngx_http_dashstream_fanout_go_live(
     ngx_http_dashstream_worker_t *w, ngx_http_dashstream_sub_t *sub);
 
@@ -74,6 +79,8 @@ ngx_http_dashstream_fanout_init(ngx_cycle_t *cycle,
     w->sh = ngx_http_dashstream_shctx(cycle);
     w->ring = w->sh->ring;
     w->slot = ngx_http_dashstream_worker_register(w->sh, ngx_pid);
+    w->topic_generation = __atomic_load_n(&w->sh->topic_generation,
+                                          __ATOMIC_ACQUIRE);
     w->live_seq = ngx_http_dashstream_ring_head(w->ring);
     ngx_queue_init(&w->live);
     ngx_queue_init(&w->behind);
@@ -255,6 +262,10 @@ ngx_http_dashstream_fanout_live(ngx_http_dashstream_worker_t *w)
     ngx_queue_t                *q, *next;
     ngx_http_dashstream_rec_t   rec;
     ngx_http_dashstream_sub_t  *sub;
+
+    if (ngx_http_dashstream_fanout_topic(w)) {
+        return;
+    }
 
     head = ngx_http_dashstream_ring_head(w->ring);
 
@@ -620,6 +631,14 @@ ngx_http_dashstream_sub_pump(ngx_http_dashstream_sub_t *sub)
         return;
     }
 
+    /* a new topic's records: the wake-up handler closes it first */
+
+    if (__atomic_load_n(&w->sh->topic_generation, __ATOMIC_ACQUIRE)
+        != w->topic_generation)
+    {
+        return;
+    }
+
     more = 1;
 
     for (n = 0; n < NGX_HTTP_DASHSTREAM_PUMP_MAX; n++) {
@@ -732,10 +751,6 @@ ngx_http_dashstream_fanout_go_live(ngx_http_dashstream_worker_t *w,
 static void
 ngx_http_dashstream_fanout_shutdown(ngx_http_dashstream_worker_t *w)
 {
-    ngx_uint_t                  i;
-    ngx_queue_t                *q, *next, *queues[2];
-    ngx_http_dashstream_sub_t  *sub;
-
     ngx_log_error(NGX_LOG_INFO, w->wake->log, 0,
                   "dashstream: shutting down, closing subscribers with 1001");
 
@@ -744,6 +759,50 @@ ngx_http_dashstream_fanout_shutdown(ngx_http_dashstream_worker_t *w)
     }
 
     w->exiting = 1;
+
+    ngx_http_dashstream_fanout_close_all(w, "server is shutting down; resume "
+                                            "elsewhere");
+}
+
+
+/*
+ * The consumer started the ring anew for another topic: the cursors every
+ * subscriber holds are the old topic's, so none of them goes on with the
+ * new one's records as if they followed.
+ */
+
+static ngx_uint_t
+ngx_http_dashstream_fanout_topic(ngx_http_dashstream_worker_t *w)
+{
+    ngx_atomic_uint_t  gen;
+
+    gen = __atomic_load_n(&w->sh->topic_generation, __ATOMIC_ACQUIRE);
+
+    if (gen == w->topic_generation) {
+        return 0;
+    }
+
+    w->topic_generation = gen;
+    w->live_seq = ngx_http_dashstream_ring_head(w->ring);
+
+    ngx_log_error(NGX_LOG_INFO, w->wake->log, 0,
+                  "dashstream: the topic changed, closing subscribers "
+                  "with 1001");
+
+    ngx_http_dashstream_fanout_close_all(w, "the topic changed; cursors "
+                                            "no longer apply");
+
+    return 1;
+}
+
+
+static void
+ngx_http_dashstream_fanout_close_all(ngx_http_dashstream_worker_t *w,
+    const char *reason)
+{
+    ngx_uint_t                  i;
+    ngx_queue_t                *q, *next, *queues[2];
+    ngx_http_dashstream_sub_t  *sub;
 
     queues[0] = &w->live;
     queues[1] = &w->behind;
@@ -758,8 +817,7 @@ ngx_http_dashstream_fanout_shutdown(ngx_http_dashstream_worker_t *w)
 
             ngx_http_dashstream_sub_close(sub,
                                           NGX_HTTP_DASHSTREAM_WS_CLOSE_GOING_AWAY,
-                                          "server is shutting down; resume "
-                                          "elsewhere");
+                                          reason);
         }
     }
 }

@@ -13,7 +13,7 @@
 #define NGX_HTTP_DASHSTREAM_ZONE_MAGIC   0x64736873  /* "dshs" */
 
 /* bumped whenever ngx_http_dashstream_shctx_t changes shape */
-#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  4
+#define NGX_HTTP_DASHSTREAM_ZONE_LAYOUT  5
 
 /* slab pages kept back for small allocations after the ring */
 #define NGX_HTTP_DASHSTREAM_ZONE_RESERVE  32
@@ -163,8 +163,8 @@ ngx_http_dashstream_zone_fresh(ngx_shm_zone_t *shm_zone)
 
         ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
                       "dashstream_zone \"%V\" resized from %uz to %uz: "
-                      "the ring starts empty; counters, stream series "
-                      "and partition offsets are carried over",
+                      "the ring starts empty; counters, stream series, "
+                      "the topic and its partition offsets are carried over",
                       &shm_zone->shm.name, osize, shm_zone->shm.size);
     }
 
@@ -197,6 +197,10 @@ ngx_http_dashstream_zone_carry(ngx_http_dashstream_shctx_t *sh,
         part->messages = opart->messages;
         part->dlq_held = opart->dlq_held;
     }
+
+    ngx_memcpy(sh->topic, osh->topic, sizeof(sh->topic));
+    sh->topic[NGX_HTTP_DASHSTREAM_TOPIC_LEN - 1] = '\0';
+    sh->topic_generation = osh->topic_generation;
 
     sh->ntools = ngx_min(osh->ntools, NGX_HTTP_DASHSTREAM_MAX_TOOLS);
     ngx_memcpy(sh->tools, osh->tools, sizeof(sh->tools));

@@ -31,6 +31,8 @@
 #define NGX_HTTP_DASHSTREAM_MAX_TOOLS        64
 #define NGX_HTTP_DASHSTREAM_MAX_SERIES       256
 #define NGX_HTTP_DASHSTREAM_ERROR_LEN        256
+/* Kafka topic names have at most 249 characters */
+#define NGX_HTTP_DASHSTREAM_TOPIC_LEN        256
 
 #define NGX_HTTP_DASHSTREAM_MSG_TYPES        10
 #define NGX_HTTP_DASHSTREAM_EVENT_TYPES      16      /* the last: unknown */
@@ -184,6 +186,13 @@ typedef struct {
     ngx_atomic_t                    writer_pid;
     ngx_atomic_t                    writer_beat;    /* monotonic ms */
     ngx_atomic_t                    writer_generation;
+
+    /*
+     * The topic whose (partition, offset) pairs the ring and part[] hold,
+     * written by the lease holder only; generation counts topic changes.
+     */
+    u_char                          topic[NGX_HTTP_DASHSTREAM_TOPIC_LEN];
+    ngx_atomic_t                    topic_generation;
 
     /* partition count from the last metadata poll, 0: unknown */
     ngx_atomic_t                    partitions;

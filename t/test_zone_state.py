@@ -1,6 +1,6 @@
-"""What the shared zone keeps across reloads and worker deaths: the
-subscribers of live workers only, and every counter when a resize makes the
-zone anew."""
+"""What the shared zone keeps across reloads and worker deaths: the topic its
+ring and offsets belong to, the subscribers of live workers only, and every
+counter when a resize makes the zone anew."""
 
 import json
 import os
@@ -60,6 +60,64 @@ def status(ng):
 def wait_consumed(ng, n, timeout=60):
     net.wait_for(lambda: value(ng, TOTAL, status="success") == n, timeout,
                  0.1, "%d messages consumed" % n)
+
+
+def test_topic_change_on_reload_starts_the_ring_anew(nginx, kafka,
+                                                     make_topic):
+    old, new = make_topic(1), make_topic(1)
+    ng = start(nginx, kafka, old)
+    first = kafka.produce(old, [ds.event(node_id="old%d" % i, sequence=i + 1)
+                                for i in range(60)])
+    wait_consumed(ng, 60)
+    assert value(ng, "dashstream_kafka_duplicates_skipped_total") == 0
+
+    follower = wslib.Client(ng.ws_url("/ws"))
+    follower.send_resume({}, from_="earliest")
+    assert [m.offset for m in follower.recv_messages(60)] == \
+        [p.offset for p in first]
+
+    mark = len(ng.error_log_text())
+    ng.reload(http=http(kafka, new))
+    assert follower.wait_close(10)[0] == 1001
+
+    # offsets 0..39 of the new topic lie below the old topic's 60
+    second = kafka.produce(new, [ds.event(node_id="new%d" % i,
+                                          sequence=i + 1)
+                                 for i in range(40)])
+    wait_consumed(ng, 100)
+    assert value(ng, "dashstream_kafka_duplicates_skipped_total") == 0
+
+    log = ng.error_log_text(mark)
+    assert re.search(r'\[notice\] .*dashstream_topic changed from "%s" to '
+                     r'"%s": the ring\'s 60 records and the partition '
+                     r'offsets of "%s" are dropped' % (old, new, old), log), \
+        log[-2000:]
+
+    # the ring holds the new topic's records only, each once
+    c = wslib.Client(ng.ws_url("/ws"))
+    c.send_resume({}, from_="earliest")
+    done = c.recv_json("replay_complete")
+    assert done["totalReplayed"] == 40
+    got = c.recv_messages(40)
+    assert [(m.partition, m.offset, m.data) for m in got] == \
+        [(p.partition, p.offset, p.value) for p in second]
+    assert c.drain(0.5)[0] == []
+    c.close()
+
+    part = status(ng)["partitions"][0]
+    assert (part["position"], part["last_written"], part["messages"]) == \
+        (40, 39, 40)
+
+    # a reload back to the same topic keeps what the ring holds
+    mark = len(ng.error_log_text())
+    ng.reload(http=http(kafka, new))
+    kafka.produce(new, [ds.event(node_id="more", sequence=41)])
+    wait_consumed(ng, 101)
+    assert "dashstream_topic changed" not in ng.error_log_text(mark)
+    c = wslib.Client(ng.ws_url("/ws"))
+    c.send_resume({}, from_="earliest")
+    assert c.recv_json("replay_complete")["totalReplayed"] == 41
+    c.close()
 
 
 def clients_by_worker(ng, n):
@@ -157,8 +215,8 @@ def test_zone_resize_carries_every_counter_over(nginx, kafka, topic):
                                      ("name", "quality_score")}))] == 0.75
     assert re.search(r'\[notice\] .*dashstream_zone "dashstream" resized '
                      r'from \d+ to \d+: the ring starts empty; counters, '
-                     r'stream series and partition offsets are carried '
-                     r'over', ng.error_log_text(mark))
+                     r'stream series, the topic and its partition offsets '
+                     r'are carried over', ng.error_log_text(mark))
 
     # and nothing is consumed again into the new ring
     kafka.produce(topic, [ds.event(sequence=602)])
