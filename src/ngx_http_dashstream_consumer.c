@@ -450,8 +450,6 @@ static void
 ngx_http_dashstream_consumer_topic(ngx_http_dashstream_consumer_t *c)
 {
     uint64_t                      dropped;
-    ngx_uint_t                    i;
-    ngx_http_dashstream_part_t   *part;
     ngx_http_dashstream_shctx_t  *sh;
 
     sh = c->sh;
@@ -461,20 +459,8 @@ ngx_http_dashstream_consumer_topic(ngx_http_dashstream_consumer_t *c)
     }
 
     if (sh->topic[0] != '\0') {
-        for (i = 0; i < NGX_HTTP_DASHSTREAM_MAX_PARTITIONS; i++) {
-            part = &sh->part[i];
-
-            part->position = 0;
-            part->position_live = 0;
-            part->last_written = 0;
-            part->last_ts_ms = 0;
-            part->high_watermark = 0;
-            part->hwm_ms = 0;
-            part->committed = 0;
-            part->messages = 0;
-            part->paused = 0;
-            part->dlq_held = 0;
-        }
+        /* nothing is assigned: the previous consumer released its partitions */
+        ngx_memzero(sh->part, sizeof(sh->part));
 
         dropped = ngx_http_dashstream_ring_clear(c->ring);
 

@@ -494,15 +494,29 @@ UNIT_TEST(test_ring_wrap)
 }
 
 
+static void
+test_stats(ngx_http_dashstream_ring_t *ring, uint64_t head, uint64_t tail,
+    uint64_t bytes_used, uint64_t overwrites)
+{
+    ngx_http_dashstream_ring_stats_t  st;
+
+    ngx_http_dashstream_ring_stats(ring, &st);
+    CHECK_EQ_U64(st.head, head);
+    CHECK_EQ_U64(st.tail, tail);
+    CHECK_EQ_U64(st.records, head - tail);
+    CHECK_EQ_U64(st.bytes_used, bytes_used);
+    CHECK_EQ_U64(st.overwrites, overwrites);
+}
+
+
 /* a new topic: the writer drops every record, seqs and overwrites go on */
 
 UNIT_TEST(test_ring_clear)
 {
-    void                              *mem;
-    size_t                             size;
-    uint64_t                           s;
-    ngx_http_dashstream_ring_t        *ring;
-    ngx_http_dashstream_ring_stats_t   st;
+    void                        *mem;
+    size_t                       size;
+    uint64_t                     s;
+    ngx_http_dashstream_ring_t  *ring;
 
     mem = test_alloc(64, 1024, &size);
     ring = ngx_http_dashstream_ring_init(mem, size, 64);
@@ -513,18 +527,9 @@ UNIT_TEST(test_ring_clear)
         CHECK_EQ_INT(test_add(ring, 10, 6, 112), s);
     }
 
-    ngx_http_dashstream_ring_stats(ring, &st);
-    CHECK_EQ_U64(st.tail, 2);
-    CHECK_EQ_U64(st.overwrites, 2);
-
+    test_stats(ring, 7, 2, 1408 - 384, 2);
     CHECK_EQ_U64(ngx_http_dashstream_ring_clear(ring), 5);
-
-    ngx_http_dashstream_ring_stats(ring, &st);
-    CHECK_EQ_U64(st.head, 7);
-    CHECK_EQ_U64(st.tail, 7);
-    CHECK_EQ_U64(st.records, 0);
-    CHECK_EQ_U64(st.bytes_used, 0);
-    CHECK_EQ_U64(st.overwrites, 2);
+    test_stats(ring, 7, 7, 0, 2);
 
     for (s = 0; s < 7; s++) {
         CHECK_EQ_INT(test_get(ring, s), TEST_OVERTAKEN);
@@ -539,15 +544,7 @@ UNIT_TEST(test_ring_clear)
         CHECK_EQ_INT(test_get(ring, s), TEST_OK);
     }
 
-    ngx_http_dashstream_ring_stats(ring, &st);
-    CHECK_EQ_U64(st.records, 5);
-    CHECK_EQ_U64(st.tail, 15);
-    CHECK_EQ_U64(st.overwrites, 2 + 8);
-    CHECK_EQ_U64(st.bytes_used, 5 * 192);
-
-    for (s = 15; s < 20; s++) {
-        CHECK_EQ_INT(test_get(ring, s), TEST_OK);
-    }
+    test_stats(ring, 20, 15, 5 * 192, 2 + 8);
 
     free(mem);
 }
