@@ -71,6 +71,8 @@ struct ngx_http_dashstream_consumer_s {
     uint64_t                            last_error_log;
     uint64_t                            last_positions;
     uint64_t                            note_ms;
+    uint64_t                            beyond_log;
+    ngx_uint_t                          beyond_quiet;
     uint64_t                            fail_log[NGX_HTTP_DASHSTREAM_KERR_N];
     ngx_uint_t                          fail_quiet[
                                             NGX_HTTP_DASHSTREAM_KERR_N];
@@ -93,6 +95,8 @@ static void ngx_http_dashstream_consumer_assign_new(
     ngx_http_dashstream_consumer_t *c);
 static void ngx_http_dashstream_consumer_assigned(
     ngx_http_dashstream_consumer_t *c, int32_t partition, ngx_uint_t on);
+static void ngx_http_dashstream_consumer_beyond(
+    ngx_http_dashstream_consumer_t *c, rd_kafka_message_t *m);
 static void ngx_http_dashstream_consumer_fail(
     ngx_http_dashstream_consumer_t *c, int rc, const char *text);
 static void ngx_http_dashstream_consumer_loop(
@@ -550,7 +554,8 @@ ngx_http_dashstream_consumer_assign_new(ngx_http_dashstream_consumer_t *c)
     rd_kafka_resp_err_t               rc;
     rd_kafka_topic_partition_list_t  *parts;
 
-    n = (int32_t) c->sh->partitions;
+    n = (int32_t) ngx_min(c->sh->partitions,
+                          NGX_HTTP_DASHSTREAM_MAX_PARTITIONS);
 
     if (n <= c->assigned) {
         return;
@@ -749,12 +754,7 @@ ngx_http_dashstream_consumer_message(ngx_http_dashstream_consumer_t *c,
     k->broker_up = 1;
 
     if (m->partition < 0 || m->partition >= NGX_HTTP_DASHSTREAM_MAX_PARTITIONS) {
-        (void) ngx_atomic_fetch_add(&k->messages_error, 1);
-        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
-            "partition %d of topic \"%s\" is beyond the %d partitions "
-            "the module supports; message at offset %lld skipped",
-            (int) m->partition, c->topic, NGX_HTTP_DASHSTREAM_MAX_PARTITIONS,
-            (long long) m->offset);
+        ngx_http_dashstream_consumer_beyond(c, m);
         return;
     }
 
@@ -1053,6 +1053,48 @@ ngx_http_dashstream_consumer_error(ngx_http_dashstream_consumer_t *c,
 
 
 /* one Kafka client error: counted by type, logged, shown in the status */
+
+/*
+ * A group may assign partitions past the ones the zone has room for: each
+ * message of those is an error, in the counter and in the status; the log
+ * says so once per ERROR_LOG_MS with how many there were.
+ */
+
+static void
+ngx_http_dashstream_consumer_beyond(ngx_http_dashstream_consumer_t *c,
+    rd_kafka_message_t *m)
+{
+    char      text[160];
+    uint64_t  now;
+
+    (void) ngx_atomic_fetch_add(&c->sh->counters.messages_error, 1);
+
+    now = ngx_http_dashstream_monotonic_ms();
+    c->beyond_quiet++;
+
+    if (c->beyond_log != 0
+        && now - c->beyond_log < NGX_HTTP_DASHSTREAM_ERROR_LOG_MS)
+    {
+        return;
+    }
+
+    snprintf(text, sizeof(text), "partition %d is beyond the %d partitions "
+             "the module serves: its messages are skipped", (int) m->partition,
+             NGX_HTTP_DASHSTREAM_MAX_PARTITIONS);
+
+    ngx_http_dashstream_note_set(&c->sh->consumer_error,
+                                 ngx_http_dashstream_realtime_ms(), text);
+
+    ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+        "Kafka consumer of topic \"%s\": %s (%lu message(s) of such "
+        "partitions skipped in the last %ds)", c->topic, text,
+        (unsigned long) c->beyond_quiet,
+        NGX_HTTP_DASHSTREAM_ERROR_LOG_MS / 1000);
+
+    c->beyond_log = now;
+    c->beyond_quiet = 0;
+}
+
 
 static void
 ngx_http_dashstream_consumer_fail(ngx_http_dashstream_consumer_t *c, int rc,

@@ -41,6 +41,7 @@ struct ngx_http_dashstream_lag_s {
 
     rd_kafka_t                         *rk;
     uint64_t                            last_log;
+    int                                 beyond_told;    /* partition count */
 };
 
 
@@ -266,7 +267,18 @@ ngx_http_dashstream_lag_metadata(ngx_http_dashstream_lag_t *lag, int timeout,
     }
 
     sh->topic_missing = 0;
-    sh->partitions = ngx_min(n, NGX_HTTP_DASHSTREAM_MAX_PARTITIONS);
+    sh->partitions = n;
+
+    if (n > NGX_HTTP_DASHSTREAM_MAX_PARTITIONS && n != lag->beyond_told) {
+        lag->beyond_told = n;
+        ngx_http_dashstream_thread_log(NGX_LOG_ERR,
+            "topic \"%s\" has %d partitions; the module serves partitions "
+            "0 to %d only: partitions %d to %d are not read in broadcast "
+            "mode, and their messages are skipped and counted as errors "
+            "in group mode", lag->topic, n,
+            NGX_HTTP_DASHSTREAM_MAX_PARTITIONS - 1,
+            NGX_HTTP_DASHSTREAM_MAX_PARTITIONS, n - 1);
+    }
 
     return NGX_OK;
 }

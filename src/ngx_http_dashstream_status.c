@@ -166,13 +166,22 @@ ngx_http_dashstream_status_consumer(u_char *p, ngx_http_dashstream_shctx_t *sh,
     p = ngx_sprintf(p, "\"consumer\":{\"running\":%s,\"writer_pid\":%uA,"
                     "\"broker_connected\":%s,\"topic_missing\":%s,"
                     "\"starts\":%uA,\"rebalances\":%uA,"
-                    "\"assigned_partitions\":%ui,"
-                    "\"messages\":{\"success\":%uA,\"error\":%uA},"
-                    "\"last_error\":",
+                    "\"assigned_partitions\":%ui,",
                     k->consumer_running ? "true" : "false", sh->writer_pid,
                     k->broker_up ? "true" : "false",
                     sh->topic_missing ? "true" : "false",
-                    k->consumer_starts, k->rebalances, assigned,
+                    k->consumer_starts, k->rebalances, assigned);
+
+    p = sh->partitions
+        ? ngx_sprintf(p, "\"topic_partitions\":%uA,", sh->partitions)
+        : ngx_cpymem(p, "\"topic_partitions\":null,",
+                     sizeof("\"topic_partitions\":null,") - 1);
+
+    p = ngx_sprintf(p, "\"partitions_not_served\":%uA,"
+                    "\"messages\":{\"success\":%uA,\"error\":%uA},"
+                    "\"last_error\":",
+                    sh->partitions > NGX_HTTP_DASHSTREAM_MAX_PARTITIONS
+                    ? sh->partitions - NGX_HTTP_DASHSTREAM_MAX_PARTITIONS : 0,
                     k->messages_ok, k->messages_error);
 
     len = ngx_http_dashstream_note_get(&sh->consumer_error, text,

@@ -244,3 +244,44 @@ def test_transaction_markers_do_not_leave_a_lag_of_one(nginx, kafka,
                               frozenset({("topic", topic),
                                          ("partition", "0")}))]
     assert pos == 6
+
+
+@pytest.mark.parametrize("mode", ["group", "broadcast"])
+def test_partitions_beyond_the_limit_are_told_not_hidden(nginx, kafka,
+                                                         make_topic, mode):
+    """A topic with more partitions than the zone serves (1,024): the
+    status says how many are not served, the log says it once, and in group
+    mode each message of such a partition is an error (counted, in the
+    status), logged once per 10 s instead of once per message."""
+    topic = make_topic(1030)
+    ng = start(nginx, kafka, topic, mode=mode, workers=1)
+    net.wait_for(lambda: status(ng)["consumer"]["topic_partitions"] == 1030,
+                 60, 0.2, "metadata polled")
+    st = status(ng)["consumer"]
+    assert st["partitions_not_served"] == 6
+    net.wait_for(lambda: status(ng)["consumer"]["assigned_partitions"]
+                 == 1024, 60, 0.2, "1024 partitions assigned")
+    produced = kafka.produce(topic, [ds.event(sequence=i) for i in range(5)],
+                             partition=1029)
+    kafka.produce(topic, [ds.event(sequence=9)], partition=3)
+    net.wait_for(lambda: status(ng)["partitions"] and any(
+        p["partition"] == 3 and p["last_written"] == 0
+        for p in status(ng)["partitions"]), 30, 0.2, "partition 3 consumed")
+    st = status(ng)["consumer"]
+    if mode == "group":
+        net.wait_for(lambda: status(ng)["consumer"]["messages"]["error"]
+                     == 5, 30, 0.2, "5 errors")
+        assert "partition 1029 is beyond the 1024 partitions" \
+            in status(ng)["consumer"]["last_error"]
+    else:
+        time.sleep(1)
+        assert st["messages"]["error"] == 0     # not read at all
+    assert status(ng)["consumer"]["messages"]["success"] == 1
+    log = ng.error_log_text()
+    told = [line for line in log.splitlines()
+            if 'topic "%s" has 1030 partitions' % topic in line]
+    assert len(told) == 1, told
+    skipped = [line for line in log.splitlines()
+               if "is beyond the 1024 partitions" in line]
+    assert len(skipped) == (1 if mode == "group" else 0), skipped
+    assert len(produced) == 5
