@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from lib import dashstream as ds
 from lib import dlq as dlqlib
-from lib import net, prom
+from lib import net, procs, prom
 from lib import ws as wslib
 
 MAX = 65536
@@ -71,14 +71,6 @@ def wait_assigned(ng, topic, n=1, timeout=30):
            frozenset({("topic", topic)}))
     net.wait_for(lambda: samples(ng).get(key) == n, timeout, 0.1,
                  "%d partition(s) assigned" % n)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def dlq_end(kafka, dlq_topic):
@@ -192,14 +184,14 @@ def test_memory_stays_bounded_under_bad_input(nginx, module, kafka,
 
     # a first round: librdkafka's fetch and send buffers and the
     # allocator's arenas reach their working size; then three more
-    start_rss = rss_kib(worker)
+    start_rss = procs.rss_kib(worker)
     batch(300)
     settle(300)
-    rss = [rss_kib(worker)]
+    rss = [procs.rss_kib(worker)]
     for r in (2, 3, 4):
         batch(300)
         settle(300 * r)
-        rss.append(rss_kib(worker))
+        rss.append(procs.rss_kib(worker))
 
     print("worker RSS: %d KiB at start, after each round of 300 bad"
           " messages (100 of them zstd bombs declaring 1 GiB): %s KiB"

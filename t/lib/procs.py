@@ -56,6 +56,15 @@ def spawn(argv, stdout=None, stderr=None, cwd=None, env=None, tag="proc"):
     return p
 
 
+def rss_kib(pid):
+    """Resident set size of pid in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 def live_processes():
     """(pid, ppid, pgid, sid, cmdline) of every live process (no zombies)."""
     for name in os.listdir("/proc"):
