@@ -788,12 +788,10 @@ static void
 ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub, u_char *p,
     size_t n)
 {
-    int                  ev;
-    size_t               used, cap;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    int                ev;
+    size_t             used, cap;
+    ngx_connection_t  *c;
 
-    r = sub->request;
     c = sub->connection;
 
     /* after the client's close frame, or a broken frame, nothing counts */
@@ -805,7 +803,7 @@ ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub, u_char *p,
     if (sub->reader_buf == NULL) {
         cap = sub->dlcf->max_client_message + 125;
 
-        sub->reader_buf = ngx_palloc(r->pool, cap);
+        sub->reader_buf = ngx_alloc(cap, c->log);
         if (sub->reader_buf == NULL) {
             ngx_http_dashstream_ws_finalize(sub, NGX_HTTP_CLOSE);
             return;
@@ -839,10 +837,13 @@ ngx_http_dashstream_ws_feed(ngx_http_dashstream_sub_t *sub, u_char *p,
     /*
      * Clients rarely speak after their resume: between messages the buffer
      * goes back, so an idle subscriber costs nginx's request and no more.
+     * It is not taken from the request pool, whose ngx_pfree() gives back
+     * only large allocations: a small dashstream_client_max_message left
+     * one buffer in the pool per burst.
      */
 
     if (ngx_http_dashstream_wsreader_idle(&sub->reader)) {
-        ngx_pfree(r->pool, sub->reader_buf);
+        ngx_free(sub->reader_buf);
         sub->reader_buf = NULL;
     }
 }
@@ -1352,6 +1353,11 @@ ngx_http_dashstream_ws_cleanup(void *data)
     ngx_http_dashstream_sub_t  *sub = data;
 
     ngx_http_dashstream_ws_detach(sub);
+
+    if (sub->reader_buf) {
+        ngx_free(sub->reader_buf);
+        sub->reader_buf = NULL;
+    }
 }
 
 
