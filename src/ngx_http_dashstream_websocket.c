@@ -54,6 +54,13 @@ static void ngx_http_dashstream_ws_event(ngx_http_dashstream_sub_t *sub,
     int ev);
 static void ngx_http_dashstream_ws_control(ngx_http_dashstream_sub_t *sub,
     unsigned opcode, u_char *p, size_t len);
+static void ngx_http_dashstream_ws_pong(ngx_http_dashstream_sub_t *sub,
+    u_char *p, size_t len);
+static ngx_http_dashstream_out_t *ngx_http_dashstream_ws_enqueue(
+    ngx_http_dashstream_sub_t *sub, ngx_http_dashstream_frame_t *frame,
+    u_char *pos, u_char *last, ngx_uint_t record);
+static void ngx_http_dashstream_ws_sent(ngx_http_dashstream_sub_t *sub,
+    ngx_uint_t n, off_t bytes);
 static void ngx_http_dashstream_ws_ping(ngx_event_t *ev);
 static void ngx_http_dashstream_ws_wait(ngx_event_t *ev);
 static void ngx_http_dashstream_ws_finalize(ngx_http_dashstream_sub_t *sub,
@@ -754,6 +761,19 @@ ngx_http_dashstream_ws_read(ngx_http_request_t *r)
 
     for (i = 0; i < NGX_HTTP_DASHSTREAM_READ_MAX; i++) {
 
+        /*
+         * Backpressure: what a client's frames cause (pongs, replies) is
+         * queued too, so a subscriber over its budget is not read until
+         * its output drains (sub_flush reads on); its own socket then
+         * stops the client.
+         */
+
+        if (sub->out_bytes > sub->dlcf->send_budget) {
+            sub->read_blocked = 1;
+            ngx_http_block_reading(r);
+            return;
+        }
+
         n = c->recv(c, buf, sizeof(buf));
 
         if (n == NGX_AGAIN) {
@@ -914,29 +934,13 @@ static void
 ngx_http_dashstream_ws_control(ngx_http_dashstream_sub_t *sub,
     unsigned opcode, u_char *p, size_t len)
 {
-    ngx_http_dashstream_frame_t  *frame;
-
     switch (opcode) {
 
     case NGX_HTTP_DASHSTREAM_WS_OP_PING:
-        if (sub->closing) {
-            return;
+        if (!sub->closing) {
+            ngx_http_dashstream_ws_pong(sub, p, len);
         }
 
-        frame = ngx_http_dashstream_frame_alloc(len + 10);
-        if (frame == NULL) {
-            return;
-        }
-
-        frame->len = ngx_http_dashstream_wsframe_header(frame->data,
-                                              NGX_HTTP_DASHSTREAM_WS_OP_PONG,
-                                              len);
-        ngx_memcpy(frame->data + frame->len, p, len);
-        frame->len += len;
-
-        (void) ngx_http_dashstream_sub_queue(sub, frame, frame->data,
-                                             frame->data + frame->len, 0);
-        ngx_http_dashstream_sub_flush(sub);
         return;
 
     case NGX_HTTP_DASHSTREAM_WS_OP_PONG:
@@ -963,8 +967,65 @@ ngx_http_dashstream_ws_control(ngx_http_dashstream_sub_t *sub,
 }
 
 
+/*
+ * RFC 6455, 5.5.3: of pings that arrive before a pong is sent, only the
+ * most recent needs an answer.  A pong not yet on the wire takes the new
+ * payload, so a client that pings and never reads costs one pong.
+ */
+
+static void
+ngx_http_dashstream_ws_pong(ngx_http_dashstream_sub_t *sub, u_char *p,
+    size_t len)
+{
+    ngx_http_dashstream_out_t    *out;
+    ngx_http_dashstream_frame_t  *frame;
+
+    out = sub->pong;
+
+    if (out) {
+        frame = out->frame;
+        sub->out_bytes -= out->last - out->pos;
+
+    } else {
+        /* the reader refuses control frames over 125 bytes */
+        frame = ngx_http_dashstream_frame_alloc(2 + 125);
+        if (frame == NULL) {
+            return;
+        }
+    }
+
+    frame->len = ngx_http_dashstream_wsframe_header(frame->data,
+                                              NGX_HTTP_DASHSTREAM_WS_OP_PONG,
+                                              len);
+    ngx_memcpy(frame->data + frame->len, p, len);
+    frame->len += len;
+
+    if (out) {
+        out->last = frame->data + frame->len;
+        sub->out_bytes += frame->len;
+
+    } else {
+        sub->pong = ngx_http_dashstream_ws_enqueue(sub, frame, frame->data,
+                                                   frame->data + frame->len,
+                                                   0);
+    }
+
+    ngx_http_dashstream_sub_flush(sub);
+}
+
+
 ngx_int_t
 ngx_http_dashstream_sub_queue(ngx_http_dashstream_sub_t *sub,
+    ngx_http_dashstream_frame_t *frame, u_char *pos, u_char *last,
+    ngx_uint_t record)
+{
+    return ngx_http_dashstream_ws_enqueue(sub, frame, pos, last, record)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_http_dashstream_out_t *
+ngx_http_dashstream_ws_enqueue(ngx_http_dashstream_sub_t *sub,
     ngx_http_dashstream_frame_t *frame, u_char *pos, u_char *last,
     ngx_uint_t record)
 {
@@ -976,7 +1037,7 @@ ngx_http_dashstream_sub_queue(ngx_http_dashstream_sub_t *sub,
             ngx_free(frame);
         }
 
-        return NGX_ERROR;
+        return NULL;
     }
 
     frame->refs++;
@@ -991,7 +1052,7 @@ ngx_http_dashstream_sub_queue(ngx_http_dashstream_sub_t *sub,
     sub->out_last = &out->next;
     sub->out_bytes += last - pos;
 
-    return NGX_OK;
+    return out;
 }
 
 
@@ -1020,14 +1081,13 @@ ngx_http_dashstream_sub_text(ngx_http_dashstream_sub_t *sub, u_char *json,
 void
 ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
 {
-    off_t                        sent;
-    ngx_uint_t                   i, n, messages;
-    ngx_chain_t                 *cl;
-    ngx_http_dashstream_shctx_t *sh;
-    ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_core_loc_conf_t    *clcf;
-    ngx_http_dashstream_out_t   *out;
+    off_t                       sent, start;
+    ngx_uint_t                  n;
+    ngx_chain_t                *cl;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_dashstream_out_t  *out;
 
     r = sub->request;
     c = sub->connection;
@@ -1049,6 +1109,8 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
         }
     }
 
+    sent = c->sent;
+
     while (sub->out && c->write->ready) {
 
         for (n = 0, out = sub->out; out && n < NGX_IOVS_PREALLOCATE; n++) {
@@ -1062,7 +1124,7 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
 
         ngx_http_dashstream_cl[n - 1].next = NULL;
 
-        sent = c->sent;
+        start = c->sent;
         cl = c->send_chain(c, ngx_http_dashstream_cl, 0);
 
         if (cl == NGX_CHAIN_ERROR) {
@@ -1071,37 +1133,28 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
             return;
         }
 
-        sh = ngx_http_dashstream_fanout_sh();
-        messages = 0;
+        ngx_http_dashstream_ws_sent(sub, n, c->sent - start);
+    }
 
-        for (i = 0; i < n; i++) {
-            out = sub->out;
-            sub->out_bytes -= ngx_http_dashstream_bufs[i].pos - out->pos;
-            out->pos = ngx_http_dashstream_bufs[i].pos;
-
-            if (out->pos != out->last) {
-                break;
-            }
-
-            sub->out = out->next;
-            messages += out->record;
-            ngx_http_dashstream_frame_unref(out->frame);
-            ngx_http_dashstream_out_put(out);
-        }
-
-        if (sub->out == NULL) {
-            sub->out_last = &sub->out;
-        }
-
-        (void) ngx_atomic_fetch_add(&sh->counters.bytes_sent,
-                                    (ngx_atomic_int_t) (c->sent - sent));
-        (void) ngx_atomic_fetch_add(&sh->counters.frames_sent, messages);
+    if (sub->read_blocked && sub->out_bytes <= sub->dlcf->send_budget) {
+        sub->read_blocked = 0;
+        sub->last_rx = ngx_current_msec;
+        ngx_post_event(c->read, &ngx_posted_events);
     }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     if (sub->out) {
-        ngx_add_timer(c->write, clcf->send_timeout);
+
+        /*
+         * send_timeout runs from when output blocks and starts again only
+         * when the socket takes bytes: a client's own frames (pings) do
+         * not hold it off.
+         */
+
+        if (!c->write->timer_set || c->sent != sent) {
+            ngx_add_timer(c->write, clcf->send_timeout);
+        }
 
         if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
             ngx_http_dashstream_ws_finalize(sub, NGX_HTTP_CLOSE);
@@ -1117,6 +1170,49 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
     if (sub->closing && sub->close_rcvd) {
         ngx_http_dashstream_ws_finalize(sub, NGX_DONE);
     }
+}
+
+
+/* retires what one send_chain() took of the first n queue entries */
+
+static void
+ngx_http_dashstream_ws_sent(ngx_http_dashstream_sub_t *sub, ngx_uint_t n,
+    off_t bytes)
+{
+    ngx_uint_t                    i, messages;
+    ngx_http_dashstream_out_t    *out;
+    ngx_http_dashstream_shctx_t  *sh;
+
+    messages = 0;
+
+    for (i = 0; i < n; i++) {
+        out = sub->out;
+        sub->out_bytes -= ngx_http_dashstream_bufs[i].pos - out->pos;
+        out->pos = ngx_http_dashstream_bufs[i].pos;
+
+        if (out == sub->pong && out->pos != out->frame->data) {
+            sub->pong = NULL;
+        }
+
+        if (out->pos != out->last) {
+            break;
+        }
+
+        sub->out = out->next;
+        messages += out->record;
+        ngx_http_dashstream_frame_unref(out->frame);
+        ngx_http_dashstream_out_put(out);
+    }
+
+    if (sub->out == NULL) {
+        sub->out_last = &sub->out;
+    }
+
+    sh = ngx_http_dashstream_fanout_sh();
+
+    (void) ngx_atomic_fetch_add(&sh->counters.bytes_sent,
+                                (ngx_atomic_int_t) bytes);
+    (void) ngx_atomic_fetch_add(&sh->counters.frames_sent, messages);
 }
 
 
@@ -1164,6 +1260,7 @@ ngx_http_dashstream_sub_close(ngx_http_dashstream_sub_t *sub, uint16_t code,
 
     sub->closing = 1;
     sub->live = 0;
+    sub->pong = NULL;
 
     /* a frame already on the wire is finished; the rest is not sent */
 
@@ -1212,6 +1309,13 @@ ngx_http_dashstream_ws_ping(ngx_event_t *ev)
     c = sub->connection;
 
     if (sub->closing) {
+        return;
+    }
+
+    /* unread while over its budget, the client is not idle: send_timeout */
+
+    if (sub->read_blocked) {
+        ngx_add_timer(&sub->ping, sub->dlcf->ping_interval);
         return;
     }
 
@@ -1328,6 +1432,7 @@ ngx_http_dashstream_ws_detach(ngx_http_dashstream_sub_t *sub)
 
     sub->out = NULL;
     sub->out_last = &sub->out;
+    sub->pong = NULL;
 
     if (sub->ping.timer_set) {
         ngx_del_timer(&sub->ping);

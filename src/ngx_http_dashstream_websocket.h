@@ -67,6 +67,7 @@ struct ngx_http_dashstream_sub_s {
     uint64_t                         next_seq;
     ngx_http_dashstream_out_t       *out;
     ngx_http_dashstream_out_t      **out_last;
+    ngx_http_dashstream_out_t       *pong;         /* not yet on the wire */
     size_t                           out_bytes;
 
     uint64_t                         dropped;      /* not yet told */
@@ -94,6 +95,7 @@ struct ngx_http_dashstream_sub_s {
     unsigned                         closing:1;
     unsigned                         close_rcvd:1;
     unsigned                         ping_sent:1;
+    unsigned                         read_blocked:1;
     unsigned                         earliest:1;
 };
 

@@ -2,19 +2,27 @@
 nginx holds for them; `dashstream_slow_subscriber drop` drops what does not
 fit, counts it and tells the subscriber how much with a gap notice before
 its next record; `close` closes it with 1008; and a socket that takes
-nothing for nginx's send_timeout is closed whatever the policy.
+nothing for nginx's send_timeout is closed whatever the policy.  What a
+client's own frames cause (pongs, DashFlow replies) is bounded too: one
+pong waits at most, and a subscriber over its budget is not read until its
+output drains.
 
 The stalled client is a bare socket with a 4 KiB receive buffer that reads
 nothing until the test says so."""
 
 import json
 import socket
+import time
+
+import pytest
 
 from lib import dashstream as ds
-from lib import net, prom, shared, ws
+from lib import net, procs, prom, shared, ws
 
 N = 3000        # x 2000 bytes: far more than socket buffers and budget hold
 SIZE = 2000
+SEND_TIMEOUT = 2.0  # of /flood
+FLOOD = 10.0        # the flooding client gives up after this long
 
 HTTP = """
 dashstream_brokers {brokers};
@@ -39,8 +47,13 @@ location = /timeout {
     dashstream_send_budget 16k;
     send_timeout 1s;
 }
+location = /flood {
+    dashstream_websocket;
+    dashstream_send_budget 16k;
+    send_timeout %ds;
+}
 location = /metrics { dashstream_metrics; }
-"""
+""" % SEND_TIMEOUT
 
 
 def start(nginx, kafka, topic):
@@ -164,3 +177,53 @@ def test_a_socket_that_takes_nothing_is_closed_after_send_timeout(
         assert "dashstream: subscriber timed out" in ng.error_log_text()
     finally:
         rw.close()
+
+
+def flood(rw, frames, worker):
+    """Sends frames over and over, never reading, until the connection ends
+    or FLOOD s pass (or the worker grows by 256 MiB: the test has failed);
+    returns (seconds flooded, peak RSS growth in KiB, whether it ended)."""
+    before = procs.rss_kib(worker)
+    peak, off, start = 0, 0, time.monotonic()
+    rw.sock.settimeout(0.2)
+    while time.monotonic() - start < FLOOD and peak < 256 * 1024:
+        try:
+            off = (off + rw.sock.send(frames[off:])) % len(frames)
+        except socket.timeout:
+            pass
+        except OSError:
+            return time.monotonic() - start, peak, True
+        peak = max(peak, procs.rss_kib(worker) - before)
+    return time.monotonic() - start, peak, False
+
+
+@pytest.mark.parametrize("frame", [
+    ws.RawWS.frame(ws.OP_PING, b"p" * 125, mask_key=b"\0\1\2\3"),
+    ws.RawWS.frame(ws.OP_TEXT, b'{"type":"cursor_reset"}',
+                   mask_key=b"\0\1\2\3"),
+], ids=["ping", "cursor_reset"])
+def test_a_client_that_floods_and_never_reads_is_bounded(nginx, kafka,
+                                                        make_topic, frame):
+    """Pongs and replies used to be queued outside the send budget, and
+    each client frame re-armed send_timeout: a client pinging and never
+    reading took a worker to 3 GB and stayed.  Now the worker holds one
+    pong at most, stops reading a subscriber over its budget, and
+    send_timeout runs from when output blocks."""
+    ng = start(nginx, kafka, make_topic(1))
+    worker, = ng.worker_pids()
+    rw = stalled(ng, "/flood?from=latest")
+    try:
+        net.wait_for(lambda: shared.connected(ng) == 1, 5, 0.05,
+                     "the subscriber counted")
+        took, grown, ended = flood(rw, frame * 200, worker)
+    finally:
+        rw.close()
+    print("flooded %.1f s, worker RSS grew by up to %d KiB, ended: %s"
+          % (took, grown, ended))
+    assert grown < 4096, grown
+    assert ended, "still connected after %.1f s" % took
+    # the kernel's buffers fill within a second, then send_timeout runs
+    assert took < SEND_TIMEOUT + 4, took
+    net.wait_for(lambda: shared.connected(ng) == 0, 5, 0.1,
+                 "the flooding subscriber closed")
+    assert "dashstream: subscriber timed out" in ng.error_log_text()
