@@ -1096,6 +1096,8 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
         return;
     }
 
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
     /* the 101 response itself may still wait in the write filter */
 
     if (r->out) {
@@ -1105,6 +1107,10 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
         }
 
         if (r->out) {
+            if (!c->write->timer_set) {
+                ngx_add_timer(c->write, clcf->send_timeout);
+            }
+
             return;
         }
     }
@@ -1142,8 +1148,6 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
         ngx_post_event(c->read, &ngx_posted_events);
     }
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
     if (sub->out) {
 
         /*
@@ -1167,8 +1171,22 @@ ngx_http_dashstream_sub_flush(ngx_http_dashstream_sub_t *sub)
         ngx_del_timer(c->write);
     }
 
-    if (sub->closing && sub->close_rcvd) {
+    if (!sub->closing) {
+        return;
+    }
+
+    if (sub->close_rcvd) {
         ngx_http_dashstream_ws_finalize(sub, NGX_DONE);
+        return;
+    }
+
+    /*
+     * Our close frame is out: the client has the close-wait to answer.
+     * Until it was out, send_timeout was the bound.
+     */
+
+    if (!sub->wait.timer_set) {
+        ngx_add_timer(&sub->wait, NGX_HTTP_DASHSTREAM_CLOSE_MS);
     }
 }
 
@@ -1286,12 +1304,13 @@ ngx_http_dashstream_sub_close(ngx_http_dashstream_sub_t *sub, uint16_t code,
                                              frame->data + frame->len, 0);
     }
 
+    /* the resume wait ends; the close-wait starts when the frame is out */
+
     if (sub->wait.timer_set) {
         ngx_del_timer(&sub->wait);
     }
 
     sub->waiting = 0;
-    ngx_add_timer(&sub->wait, NGX_HTTP_DASHSTREAM_CLOSE_MS);
 
     ngx_http_dashstream_sub_flush(sub);
 }

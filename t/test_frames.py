@@ -8,8 +8,9 @@ that is not UTF-8, 1009 for a message over dashstream_client_max_message,
 subscriber.  A client's close is echoed with its code; a close without a
 code is answered with 1000.
 
-After a close it started, the server waits up to 2 s for the client's
-close frame and then drops the TCP connection; after a protocol error
+After a close it started, the server waits up to 2 s from when its close
+frame is written (send_timeout bounds the writing) for the client's close
+frame and then drops the TCP connection; after a protocol error
 (1002/1007/1009) it cannot read frames any more and closes the TCP
 connection as soon as its close frame is out.
 """
