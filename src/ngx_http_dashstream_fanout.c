@@ -133,6 +133,25 @@ ngx_http_dashstream_fanout_init(ngx_cycle_t *cycle,
 }
 
 
+/*
+ * A fast shutdown (SIGTERM) exits without closing connections and without
+ * the idle call of a graceful one: each subscriber gets its 1001 now, if
+ * its socket takes the frame at once.
+ */
+
+void
+ngx_http_dashstream_fanout_terminate(void)
+{
+    ngx_http_dashstream_worker_t  *w;
+
+    w = &ngx_http_dashstream_worker;
+
+    if (w->wake && !w->exiting) {
+        ngx_http_dashstream_fanout_shutdown(w);
+    }
+}
+
+
 void
 ngx_http_dashstream_fanout_exit(ngx_cycle_t *cycle)
 {

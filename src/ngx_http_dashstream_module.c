@@ -636,6 +636,7 @@ ngx_http_dashstream_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_dashstream_fanout_terminate();
     ngx_http_dashstream_consumer_stop(cycle);
     ngx_http_dashstream_consumer_join(cycle);
     ngx_http_dashstream_fanout_exit(cycle);

@@ -165,6 +165,7 @@ char *ngx_http_dashstream_kafka_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_dashstream_fanout_init(ngx_cycle_t *cycle,
     ngx_http_dashstream_main_conf_t *dmcf);
 void ngx_http_dashstream_fanout_exit(ngx_cycle_t *cycle);
+void ngx_http_dashstream_fanout_terminate(void);
 uint64_t ngx_http_dashstream_fanout_head(void);
 void ngx_http_dashstream_fanout_add(ngx_http_dashstream_sub_t *sub);
 void ngx_http_dashstream_fanout_remove(ngx_http_dashstream_sub_t *sub);

@@ -370,6 +370,22 @@ def status(ng):
     return json.loads(ng.get("/status")[2])
 
 
+def test_fast_shutdown_still_closes_with_1001(nginx, kafka, topic):
+    """nginx -s stop (SIGTERM) exits without closing connections and
+    without the idle call of a graceful quit: the module's exit hook sends
+    each subscriber its 1001 first (best effort, non-blocking); clients
+    used to see the connection end without a close frame (1006)."""
+    ng = start(nginx, kafka, topic, workers=2)
+    clients = [live_client(ng) for _ in range(4)]
+    try:
+        ng.stop(fast=True)
+        codes = [c.wait_close(10) for c in clients]
+    finally:
+        for c in clients:
+            c.abort()
+    assert codes == [(1001, "server is shutting down; resume elsewhere")] * 4
+
+
 def test_kill_worker0_resumes_consumption_without_duplicates(nginx, kafka,
                                                              make_topic):
     topic = make_topic(3)
