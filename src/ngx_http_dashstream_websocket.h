@@ -100,7 +100,24 @@ struct ngx_http_dashstream_sub_s {
 };
 
 
+/* what a handshake asks for, once wspolicy.c allowed it */
+typedef struct {
+    ngx_str_t                        thread;
+    ngx_str_t                        tenant;
+    uint32_t                         types;
+    unsigned                         from_latest:1;
+    unsigned                         from_earliest:1;
+} ngx_http_dashstream_ws_args_t;
+
+
+/* wspolicy.c: query arguments, Origin allow-list, tenant scope */
+ngx_int_t ngx_http_dashstream_ws_policy(ngx_http_request_t *r,
+    ngx_http_dashstream_ws_args_t *args, const char **reason);
+
+
 /* websocket.c: the connection */
+ngx_table_elt_t *ngx_http_dashstream_ws_header(ngx_http_request_t *r,
+    const char *name, const char *token, ngx_uint_t *count);
 ngx_int_t ngx_http_dashstream_sub_queue(ngx_http_dashstream_sub_t *sub,
     ngx_http_dashstream_frame_t *frame, u_char *pos, u_char *last,
     ngx_uint_t record);
