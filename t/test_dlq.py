@@ -231,10 +231,9 @@ def lag_and_age(s, topic):
             s.get(("websocket_kafka_lag_offset_age_seconds", labels)))
 
 
-def test_fail_closed_holds_the_partition_until_dead_lettered(
-        nginx, module, kafka, make_topic):
-    topic = make_topic()
-    dlq_topic = topic + "-dlq"          # not created yet: auto-create is off
+def start_fail_closed(nginx, kafka, topic):
+    """fail_closed with short DLQ attempts; the DLQ topic is the test's to
+    create (auto-create is off), so a bad message holds its partition"""
     ng = start(nginx, kafka.bootstrap, topic, extra="""
         dashstream_dlq_mode fail_closed;
         dashstream_dlq_timeout 1s;
@@ -242,6 +241,14 @@ def test_fail_closed_holds_the_partition_until_dead_lettered(
     """)
     ng.allow_log(r"dead-letter record of .* failed")
     wait_assigned(ng, topic)
+    return ng
+
+
+def test_fail_closed_holds_the_partition_until_dead_lettered(
+        nginx, module, kafka, make_topic):
+    topic = make_topic()
+    dlq_topic = topic + "-dlq"          # not created yet: auto-create is off
+    ng = start_fail_closed(nginx, kafka, topic)
     client = live_client(ng)
 
     bad = b"\x00\x0f\x01"
@@ -319,13 +326,7 @@ def test_resume_cursor_ahead_of_the_ring(nginx, module, kafka, make_topic):
     this server's ring stay behind Kafka for as long as the test needs."""
     topic = make_topic()
     dlq_topic = topic + "-dlq"          # not created yet: auto-create is off
-    ng = start(nginx, kafka.bootstrap, topic, extra="""
-        dashstream_dlq_mode fail_closed;
-        dashstream_dlq_timeout 1s;
-        dashstream_dlq_backoff 100ms 500ms;
-    """)
-    ng.allow_log(r"dead-letter record of .* failed")
-    wait_assigned(ng, topic)
+    ng = start_fail_closed(nginx, kafka, topic)
     bad = b"\x00\x0f\x01"
     good = [ds.token_chunk(text="m%d" % i, chunk_index=i) for i in range(10)]
     produced = kafka.produce(topic, good[:5] + [bad] + good[5:])
@@ -369,13 +370,7 @@ def test_fail_closed_record_pending_across_reload(nginx, module, kafka,
     counting it again (the zone remembers it was held)."""
     topic = make_topic()
     dlq_topic = topic + "-dlq"
-    ng = start(nginx, kafka.bootstrap, topic, extra="""
-        dashstream_dlq_mode fail_closed;
-        dashstream_dlq_timeout 1s;
-        dashstream_dlq_backoff 100ms 500ms;
-    """)
-    ng.allow_log(r"dead-letter record of .* failed")
-    wait_assigned(ng, topic)
+    ng = start_fail_closed(nginx, kafka, topic)
     bad = b"\x05held"
     produced = kafka.produce(topic, [ds.event(sequence=0), bad] +
                              [ds.event(sequence=i) for i in (1, 2, 3)])
