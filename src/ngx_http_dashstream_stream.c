@@ -149,7 +149,7 @@ static void
 ngx_http_dashstream_stream_seq(ngx_http_dashstream_stream_t *st,
     const ngx_http_dashstream_decoded_t *d)
 {
-    ngx_http_dashstream_seq_t       *t;
+    ngx_http_dashstream_seq_t       *t, before;
     ngx_http_dashstream_counters_t  *k;
 
     t = st->seq;
@@ -158,18 +158,24 @@ ngx_http_dashstream_stream_seq(ngx_http_dashstream_stream_t *st,
         return;
     }
 
+    before = *t;
+
     (void) ngx_http_dashstream_seq_observe(t, d->thread_id, d->thread_id_len,
                                            d->sequence, NULL);
 
-    /* the consumer thread is the only writer of these */
+    /*
+     * The consumer thread is the only writer of these.  The table is this
+     * consumer's own, new at each start: the zone's counters go on from
+     * where the previous consumers left them.
+     */
 
     k = &st->sh->counters;
 
-    k->seq_gaps = t->gaps;
-    k->seq_missing = t->missing;
-    k->seq_duplicates = t->duplicates;
-    k->seq_reorders = t->reorders;
-    k->seq_evictions = t->evictions;
+    k->seq_gaps += t->gaps - before.gaps;
+    k->seq_missing += t->missing - before.missing;
+    k->seq_duplicates += t->duplicates - before.duplicates;
+    k->seq_reorders += t->reorders - before.reorders;
+    k->seq_evictions += t->evictions - before.evictions;
     k->seq_threads = t->threads;
 }
 

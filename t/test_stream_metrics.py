@@ -194,3 +194,28 @@ def test_status_matches_its_documented_shape(nginx, kafka, make_topic):
     # a field may be null until it is known
     assert {k: (got[k], want[k]) for k in got
             if got[k] != want[k] and "null" not in (got[k], want[k])} == {}
+
+
+def test_sequence_counters_go_on_across_a_reload(nginx, kafka, make_topic):
+    """Each consumer has its own sequence table: the zone's counters used to
+    be overwritten with the new table's totals, and went backwards."""
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+
+    def seq_counts():
+        s = prom.scrape(ng.url("/metrics")).samples
+        return [value(s, "dashstream_sequence_" + n + "_total")
+                for n in ("gaps", "missing", "duplicates", "reorders")]
+
+    def burst(thread):
+        # a gap (missing 2), a duplicate, a reorder
+        return [ds.token_chunk("s", thread_id=thread, sequence=n)
+                for n in (1, 4, 4, 3)]
+
+    kafka.produce(topic, burst("t-1") + burst("t-2"), partition=0)
+    net.wait_for(lambda: seq_counts() == [2, 4, 2, 2], 30, 0.2,
+                 "two threads counted")
+    ng.reload()
+    kafka.produce(topic, burst("t-3"), partition=0)
+    net.wait_for(lambda: seq_counts() == [3, 6, 3, 3], 30, 0.2,
+                 "a third thread counted after the reload")
