@@ -39,6 +39,8 @@ static void ngx_http_dashstream_session_error(ngx_http_dashstream_sub_t *sub,
 static void ngx_http_dashstream_session_ahead(ngx_http_dashstream_sub_t *sub);
 static void ngx_http_dashstream_session_replay_free(
     ngx_http_dashstream_sub_t *sub);
+static void ngx_http_dashstream_session_ahead_free(
+    ngx_http_dashstream_sub_t *sub);
 static int ngx_http_dashstream_session_cmp(const void *a, const void *b);
 
 
@@ -481,7 +483,13 @@ void
 ngx_http_dashstream_session_free(ngx_http_dashstream_sub_t *sub)
 {
     ngx_http_dashstream_session_replay_free(sub);
+    ngx_http_dashstream_session_ahead_free(sub);
+}
 
+
+static void
+ngx_http_dashstream_session_ahead_free(ngx_http_dashstream_sub_t *sub)
+{
     if (sub->ahead) {
         ngx_free(sub->ahead);
         sub->ahead = NULL;
@@ -506,6 +514,10 @@ ngx_http_dashstream_session_reset(ngx_http_dashstream_sub_t *sub)
     u_char                        *buf;
     size_t                         n, len;
     ngx_http_dashstream_cursor_t  *cur;
+
+    /* the client's cursors become the latest: none of its old ones counts */
+
+    ngx_http_dashstream_session_ahead_free(sub);
 
     buf = ngx_alloc(NGX_HTTP_DASHSTREAM_JSON_MAX
                     + NGX_HTTP_DASHSTREAM_MAX_PARTITIONS * sizeof(*cur),

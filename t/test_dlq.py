@@ -342,6 +342,12 @@ def test_resume_cursor_ahead_of_the_ring(nginx, module, kafka, make_topic):
     bogus = wslib.Client(ng.ws_url("/ws"))      # beyond Kafka's end
     bogus.send_resume({0: 50})
     bogus.recv_json("replay_complete")
+    reset = wslib.Client(ng.ws_url("/ws"))      # ahead, then cursor_reset
+    reset.send_resume({0: 8})
+    reset.recv_json("replay_complete")
+    reset.send_cursor_reset()
+    assert reset.recv_json("cursor_reset_complete")[
+        "latestOffsetsByPartition"] == {"0": "4"}
 
     kafka.create_topic(dlq_topic)
     try:
@@ -353,13 +359,16 @@ def test_resume_cursor_ahead_of_the_ring(nginx, module, kafka, make_topic):
         # a cursor past the high watermark filters nothing
         got = bogus.recv_messages(5, timeout=30)
         assert [m.offset for m in got] == [6, 7, 8, 9, 10]
+        # after a cursor_reset the client's cursor is the latest offset
+        got = reset.recv_messages(5, timeout=30)
+        assert [m.offset for m in got] == [6, 7, 8, 9, 10]
         # the partition is live again past the cursor
         later = kafka.produce(topic, [ds.token_chunk(text="n", chunk_index=0)])
         got = ahead.recv_messages(1, timeout=30)
         assert [m.offset for m in got] == [later[0].offset] == [11]
     finally:
-        ahead.close()
-        bogus.close()
+        for c in (ahead, bogus, reset):
+            c.close()
         kafka.delete_topic(dlq_topic)
 
 
