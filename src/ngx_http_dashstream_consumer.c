@@ -1287,12 +1287,12 @@ ngx_http_dashstream_kafka_log(const rd_kafka_t *rk, int level,
 
     /*
      * Every client is made from one template: the dead-letter producer
-     * warns of each consumer property in it, at each start.
+     * warns of each consumer property in it, the consumers of each
+     * producer property, at each start.
      */
 
-    if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER
-        && ngx_strcmp(fac, "CONFWARN") == 0
-        && ngx_strstr(buf, "is a consumer property") != NULL)
+    if (ngx_strcmp(fac, "CONFWARN") == 0
+        && ngx_strstr(buf, " property and will be ignored by this ") != NULL)
     {
         lvl = NGX_LOG_DEBUG;
     }

@@ -7,6 +7,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <ngx_sha1.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 #include "ngx_http_dashstream_websocket.h"
 
@@ -43,6 +45,8 @@ static void ngx_http_dashstream_ws_sent(ngx_http_dashstream_sub_t *sub,
     ngx_uint_t n, off_t bytes);
 static void ngx_http_dashstream_ws_ping(ngx_event_t *ev);
 static void ngx_http_dashstream_ws_wait(ngx_event_t *ev);
+static ngx_uint_t ngx_http_dashstream_ws_draining(
+    ngx_http_dashstream_sub_t *sub);
 static void ngx_http_dashstream_ws_finalize(ngx_http_dashstream_sub_t *sub,
     ngx_int_t rc);
 static void ngx_http_dashstream_ws_detach(ngx_http_dashstream_sub_t *sub);
@@ -1027,6 +1031,12 @@ ngx_http_dashstream_ws_ping(ngx_event_t *ev)
         return;
     }
 
+    /* our ping may wait behind output the client is still reading */
+
+    if (ngx_http_dashstream_ws_draining(sub)) {
+        sub->last_rx = ngx_current_msec;
+    }
+
     if (ngx_current_msec - sub->last_rx >= sub->dlcf->idle_timeout) {
         ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                       "dashstream: subscriber idle for %M ms, closing",
@@ -1066,6 +1076,20 @@ ngx_http_dashstream_ws_wait(ngx_event_t *ev)
     sub = ev->data;
 
     if (sub->closing) {
+
+        /*
+         * The close frame may be behind output the client is still
+         * reading: it cannot answer before it got there, and closing now
+         * would reset the connection and lose what it has not read.  As
+         * with send_timeout, progress is what counts; a worker that shuts
+         * down is bounded by worker_shutdown_timeout.
+         */
+
+        if (ngx_http_dashstream_ws_draining(sub)) {
+            ngx_add_timer(&sub->wait, NGX_HTTP_DASHSTREAM_CLOSE_MS);
+            return;
+        }
+
         ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                       "dashstream: no close frame from the subscriber "
                       "within %d ms", NGX_HTTP_DASHSTREAM_CLOSE_MS);
@@ -1081,6 +1105,36 @@ ngx_http_dashstream_ws_wait(ngx_event_t *ev)
 
     sub->waiting = 0;
     ngx_http_dashstream_sub_pump(sub);
+}
+
+
+/*
+ * Whether the client's TCP took bytes since the last look: what nginx
+ * sent less what the kernel still holds unacknowledged (SIOCOUTQ).
+ */
+
+static ngx_uint_t
+ngx_http_dashstream_ws_draining(ngx_http_dashstream_sub_t *sub)
+{
+    int                unacked;
+    off_t              acked;
+    ngx_connection_t  *c;
+
+    c = sub->connection;
+
+    if (ioctl(c->fd, SIOCOUTQ, &unacked) == -1) {
+        return 0;
+    }
+
+    acked = c->sent - unacked;
+
+    if (acked <= sub->acked) {
+        return 0;
+    }
+
+    sub->acked = acked;
+
+    return unacked > 0;
 }
 
 

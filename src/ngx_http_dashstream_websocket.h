@@ -87,7 +87,8 @@ struct ngx_http_dashstream_sub_s {
 
     ngx_event_t                      ping;
     ngx_event_t                      wait;
-    ngx_msec_t                       last_rx;
+    ngx_msec_t                       last_rx;      /* or took output */
+    off_t                            acked;        /* by the client's TCP */
 
     unsigned                         protocol:1;
     unsigned                         live:1;

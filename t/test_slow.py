@@ -11,7 +11,10 @@ The stalled client is a bare socket with a 4 KiB receive buffer that reads
 nothing until the test says so."""
 
 import json
+import os
+import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -52,6 +55,13 @@ location = /flood {
     dashstream_websocket;
     dashstream_send_budget 16k;
     send_timeout %ds;
+}
+location = /steady {
+    dashstream_websocket;
+    dashstream_send_budget 64k;
+    dashstream_ping_interval 1s;
+    dashstream_idle_timeout 3s;
+    send_timeout 10s;
 }
 location = /metrics { dashstream_metrics; }
 """ % SEND_TIMEOUT
@@ -229,3 +239,58 @@ def test_a_client_that_floods_and_never_reads_is_bounded(nginx, kafka,
     net.wait_for(lambda: shared.connected(ng) == 0, 5, 0.1,
                  "the flooding subscriber closed")
     assert "dashstream: subscriber timed out" in ng.error_log_text()
+
+
+def read_steadily(rw, rate, seconds):
+    """Reads at about rate bytes/s for up to seconds, answering each ping
+    at once; returns (bytes, pings, (code, reason) of a close frame or
+    None).  A reset or an EOF without a close frame raises."""
+    got, pings, start = 0, 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        f = rw.read_frame(timeout=seconds)
+        assert f is not None, "EOF without a close frame after %d bytes" % got
+        got += len(f.payload) + 4
+        if f.opcode == ws.OP_PING:
+            pings += 1
+            rw.send_frame(ws.OP_PONG, f.payload, mask_key=b"\0\1\2\3")
+        elif f.opcode == ws.OP_CLOSE:
+            return got, pings, ws._close_payload(f.payload)
+        ahead = got / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    return got, pings, None
+
+
+def test_a_slow_but_steady_reader_is_not_idle(nginx, kafka, make_topic):
+    """A ping waits behind the output the client is still reading, so the
+    client cannot answer it in time: a client whose TCP keeps taking bytes
+    used to be closed as idle, and then reset by the close-wait that
+    started while its close frame was still behind that output."""
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, "/steady?from=latest")
+    stop = threading.Event()
+
+    def produce():      # ~200 KB/s, five times what the client reads
+        while not stop.is_set():
+            kafka.produce(topic, [ds.message_of_size(1000)
+                                  for _ in range(20)])
+            time.sleep(0.1)
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        got, pings, close = read_steadily(rw, 40000, 10)
+        print("read %d bytes, %d pings in 10 s" % (got, pings))
+        assert close is None, close
+        assert pings >= 1
+        assert "subscriber idle" not in ng.error_log_text()
+        # the reload's 1001 waits behind what the socket holds: a client
+        # that reads on gets it
+        os.kill(ng.master_pid, signal.SIGHUP)
+        got, _, close = read_steadily(rw, 100000, 60)
+        print("then %d bytes up to the close frame" % got)
+        assert close == (1001, "server is shutting down; resume elsewhere")
+    finally:
+        stop.set()
+        producer.join()
+        rw.close()
