@@ -1087,8 +1087,8 @@ ngx_http_dashstream_consumer_beyond(ngx_http_dashstream_consumer_t *c,
 
     ngx_http_dashstream_thread_log(NGX_LOG_ERR,
         "Kafka consumer of topic \"%s\": %s (%lu message(s) of such "
-        "partitions skipped in the last %ds)", c->topic, text,
-        (unsigned long) c->beyond_quiet,
+        "partitions skipped since the last such line, at most one per "
+        "%ds)", c->topic, text, (unsigned long) c->beyond_quiet,
         NGX_HTTP_DASHSTREAM_ERROR_LOG_MS / 1000);
 
     c->beyond_log = now;

@@ -1109,13 +1109,17 @@ ngx_http_dashstream_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* a string set once, without control, space or non-ASCII characters */
+/*
+ * A string set once, without control or non-ASCII characters; a space is
+ * fine in a group id (Kafka takes any string there), not in a broker list.
+ */
 
 static char *
 ngx_http_dashstream_name(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
+    u_char       low;
     ngx_str_t   *field, *value;
     ngx_uint_t   i;
 
@@ -1133,11 +1137,15 @@ ngx_http_dashstream_name(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    low = (cmd->offset == offsetof(ngx_http_dashstream_main_conf_t, group_id))
+          ? ' ' : ' ' + 1;
+
     for (i = 0; i < value[1].len; i++) {
-        if (value[1].data[i] <= ' ' || value[1].data[i] >= 0x7f) {
+        if (value[1].data[i] < low || value[1].data[i] >= 0x7f) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid value \"%V\": control, space or "
-                               "non-ASCII character", &value[1]);
+                               "invalid value \"%V\": %s or non-ASCII "
+                               "character", &value[1],
+                               low == ' ' ? "control" : "control, space");
             return NGX_CONF_ERROR;
         }
     }

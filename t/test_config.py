@@ -184,6 +184,7 @@ def test_long_topic_needs_its_own_dlq_topic(nginx, module):
 
 @pytest.mark.parametrize("line", [
     "dashstream_group_id team:dashstream/eu;",
+    "dashstream_group_id 'dash team #1';",
     "dashstream_brokers %s;" % ",".join(
         "kafka-broker-%02d.streaming.internal.example.com:9093" % i
         for i in range(8)),
