@@ -212,6 +212,13 @@ ngx_http_dashstream_fanout_add(ngx_http_dashstream_sub_t *sub)
 
     w = &ngx_http_dashstream_worker;
 
+    /*
+     * A topic change this worker has not seen yet (no record woke it since)
+     * is older than this subscriber: it must not close it.
+     */
+
+    (void) ngx_http_dashstream_fanout_topic(w);
+
     ngx_queue_insert_tail(&w->behind, &sub->queue);
 
     (void) ngx_atomic_fetch_add(&w->sh->counters.subscribers_total, 1);

@@ -65,7 +65,7 @@ def wait_consumed(ng, n, timeout=60):
 def test_topic_change_on_reload_starts_the_ring_anew(nginx, kafka,
                                                      make_topic):
     old, new = make_topic(1), make_topic(1)
-    ng = start(nginx, kafka, old)
+    ng = start(nginx, kafka, old, workers=2)
     first = kafka.produce(old, [ds.event(node_id="old%d" % i, sequence=i + 1)
                                 for i in range(60)])
     wait_consumed(ng, 60)
@@ -80,11 +80,21 @@ def test_topic_change_on_reload_starts_the_ring_anew(nginx, kafka,
     ng.reload(http=http(kafka, new))
     assert follower.wait_close(10)[0] == 1001
 
+    # subscribers that come after the change, before any record of the new
+    # topic woke their worker, are not closed as the old topic's
+    net.wait_for(lambda: "dashstream_topic changed" in
+                 ng.error_log_text(mark), 30, 0.1, "the topic change")
+    newcomers = [c for cs in clients_by_worker(ng, 8).values() for c in cs]
+
     # offsets 0..39 of the new topic lie below the old topic's 60
     second = kafka.produce(new, [ds.event(node_id="new%d" % i,
                                           sequence=i + 1)
                                  for i in range(40)])
     wait_consumed(ng, 100)
+    for c in newcomers:
+        assert [m.offset for m in c.recv_messages(40)] == \
+            [p.offset for p in second]
+        c.close()
     assert value(ng, "dashstream_kafka_duplicates_skipped_total") == 0
 
     log = ng.error_log_text(mark)
