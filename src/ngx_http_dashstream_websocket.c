@@ -15,6 +15,7 @@
 
 #define NGX_HTTP_DASHSTREAM_WS_GUID   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NGX_HTTP_DASHSTREAM_CLOSE_MS  2000
+#define NGX_HTTP_DASHSTREAM_NOTSENT_LOWAT  65536
 #define NGX_HTTP_DASHSTREAM_READ_MAX  16
 
 
@@ -47,6 +48,7 @@ static void ngx_http_dashstream_ws_ping(ngx_event_t *ev);
 static void ngx_http_dashstream_ws_wait(ngx_event_t *ev);
 static ngx_uint_t ngx_http_dashstream_ws_draining(
     ngx_http_dashstream_sub_t *sub);
+static void ngx_http_dashstream_ws_lowat(ngx_connection_t *c);
 static void ngx_http_dashstream_ws_finalize(ngx_http_dashstream_sub_t *sub,
     ngx_int_t rc);
 static void ngx_http_dashstream_ws_detach(ngx_http_dashstream_sub_t *sub);
@@ -414,6 +416,8 @@ ngx_http_dashstream_ws_sub(ngx_http_request_t *r,
     sub->wait.handler = ngx_http_dashstream_ws_wait;
     sub->wait.data = sub;
     sub->wait.log = r->connection->log;
+
+    ngx_http_dashstream_ws_lowat(r->connection);
 
     sub->thread = args->thread;
     sub->tenant = args->tenant;
@@ -1105,6 +1109,36 @@ ngx_http_dashstream_ws_wait(ngx_event_t *ev)
 
     sub->waiting = 0;
     ngx_http_dashstream_sub_pump(sub);
+}
+
+
+/*
+ * What a subscriber cannot take waits in its queue, under its send budget
+ * and the slow-subscriber policy, not in a kernel buffer that autotuning
+ * grows to megabytes: there, our pings and close frames would wait behind
+ * it for minutes, and nginx would see no write event (so send_timeout
+ * would run) while the client reads.  With TCP_NOTSENT_LOWAT the socket
+ * is writable only while little of what it holds is unsent.  Not TCP (a
+ * unix socket): nothing to do.
+ */
+
+static void
+ngx_http_dashstream_ws_lowat(ngx_connection_t *c)
+{
+#if defined(TCP_NOTSENT_LOWAT)
+    int  lowat;
+
+    lowat = NGX_HTTP_DASHSTREAM_NOTSENT_LOWAT;
+
+    if (setsockopt(c->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+                   sizeof(int))
+        == -1)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, ngx_socket_errno,
+                       "dashstream: TCP_NOTSENT_LOWAT not set on fd %d",
+                       c->fd);
+    }
+#endif
 }
 
 

@@ -61,7 +61,13 @@ location = /steady {
     dashstream_send_budget 64k;
     dashstream_ping_interval 1s;
     dashstream_idle_timeout 3s;
-    send_timeout 10s;
+    send_timeout 3s;
+}
+location = /steadyclose {
+    dashstream_websocket;
+    dashstream_send_budget 16k;
+    dashstream_slow_subscriber close;
+    send_timeout 3s;
 }
 location = /metrics { dashstream_metrics; }
 """ % SEND_TIMEOUT
@@ -261,36 +267,69 @@ def read_steadily(rw, rate, seconds):
     return got, pings, None
 
 
+class BusyTopic:
+    """Produces ~200 KB/s to topic until the block ends: several times what
+    the slow clients below read."""
+
+    def __init__(self, kafka, topic):
+        self.kafka, self.topic = kafka, topic
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self):
+        while not self.stop.is_set():
+            self.kafka.produce(self.topic, [ds.message_of_size(1000)
+                                            for _ in range(20)])
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def test_a_slow_but_steady_reader_is_not_idle(nginx, kafka, make_topic):
-    """A ping waits behind the output the client is still reading, so the
-    client cannot answer it in time: a client whose TCP keeps taking bytes
-    used to be closed as idle, and then reset by the close-wait that
-    started while its close frame was still behind that output."""
+    """A client reading 25 KB/s of a busy stream.  Its TCP buffers used to
+    grow to megabytes: our ping waited behind them, so it was closed as
+    idle; nginx saw no write event, so send_timeout closed it while it
+    read; and its close frame came after a close-wait that had started
+    while the frame was still behind that output (a reset)."""
     topic = make_topic(1)
     ng = start(nginx, kafka, topic)
     rw = stalled(ng, "/steady?from=latest")
-    stop = threading.Event()
-
-    def produce():      # ~200 KB/s, five times what the client reads
-        while not stop.is_set():
-            kafka.produce(topic, [ds.message_of_size(1000)
-                                  for _ in range(20)])
-            time.sleep(0.1)
-    producer = threading.Thread(target=produce)
-    producer.start()
     try:
-        got, pings, close = read_steadily(rw, 40000, 10)
-        print("read %d bytes, %d pings in 10 s" % (got, pings))
-        assert close is None, close
-        assert pings >= 1
-        assert "subscriber idle" not in ng.error_log_text()
-        # the reload's 1001 waits behind what the socket holds: a client
-        # that reads on gets it
-        os.kill(ng.master_pid, signal.SIGHUP)
-        got, _, close = read_steadily(rw, 100000, 60)
-        print("then %d bytes up to the close frame" % got)
-        assert close == (1001, "server is shutting down; resume elsewhere")
+        with BusyTopic(kafka, topic):
+            got, pings, close = read_steadily(rw, 25000, 15)
+            print("read %d bytes, %d pings in 15 s" % (got, pings))
+            assert close is None, close
+            assert pings >= 3
+            log = ng.error_log_text()
+            assert "subscriber idle" not in log
+            assert "timed out" not in log
+            # the reload's 1001 comes after what the socket holds
+            os.kill(ng.master_pid, signal.SIGHUP)
+            got, _, close = read_steadily(rw, 25000, 30)
+            print("then %d bytes up to the close frame" % got)
+            assert close == (1001,
+                             "server is shutting down; resume elsewhere")
     finally:
-        stop.set()
-        producer.join()
+        rw.close()
+
+
+def test_a_slow_but_steady_reader_gets_its_1008(nginx, kafka, make_topic):
+    """dashstream_slow_subscriber close: the 1008 used to wait behind
+    megabytes of kernel buffer until send_timeout closed the socket."""
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, "/steadyclose?from=latest")
+    try:
+        with BusyTopic(kafka, topic):
+            got, _, close = read_steadily(rw, 25000, 20)
+        print("read %d bytes up to %s" % (got, close))
+        assert close == (1008, "send budget exceeded")
+        assert "timed out" not in ng.error_log_text()
+    finally:
         rw.close()
