@@ -10,6 +10,7 @@ output drains.
 The stalled client is a bare socket with a 4 KiB receive buffer that reads
 nothing until the test says so."""
 
+import contextlib
 import json
 import os
 import signal
@@ -291,45 +292,46 @@ class BusyTopic:
         self.thread.join()
 
 
+@contextlib.contextmanager
+def busy_reader(nginx, kafka, make_topic, path):
+    """(nginx, RawWS): a client with a small receive buffer on path, from
+    latest, while BusyTopic produces"""
+    topic = make_topic(1)
+    ng = start(nginx, kafka, topic)
+    rw = stalled(ng, path + "?from=latest")
+    try:
+        with BusyTopic(kafka, topic):
+            yield ng, rw
+    finally:
+        rw.close()
+
+
 def test_a_slow_but_steady_reader_is_not_idle(nginx, kafka, make_topic):
     """A client reading 25 KB/s of a busy stream.  Its TCP buffers used to
     grow to megabytes: our ping waited behind them, so it was closed as
     idle; nginx saw no write event, so send_timeout closed it while it
     read; and its close frame came after a close-wait that had started
     while the frame was still behind that output (a reset)."""
-    topic = make_topic(1)
-    ng = start(nginx, kafka, topic)
-    rw = stalled(ng, "/steady?from=latest")
-    try:
-        with BusyTopic(kafka, topic):
-            got, pings, close = read_steadily(rw, 25000, 15)
-            print("read %d bytes, %d pings in 15 s" % (got, pings))
-            assert close is None, close
-            assert pings >= 3
-            log = ng.error_log_text()
-            assert "subscriber idle" not in log
-            assert "timed out" not in log
-            # the reload's 1001 comes after what the socket holds
-            os.kill(ng.master_pid, signal.SIGHUP)
-            got, _, close = read_steadily(rw, 25000, 30)
-            print("then %d bytes up to the close frame" % got)
-            assert close == (1001,
-                             "server is shutting down; resume elsewhere")
-    finally:
-        rw.close()
+    with busy_reader(nginx, kafka, make_topic, "/steady") as (ng, rw):
+        got, pings, close = read_steadily(rw, 25000, 15)
+        print("read %d bytes, %d pings in 15 s" % (got, pings))
+        assert close is None, close
+        assert pings >= 3
+        log = ng.error_log_text()
+        assert "subscriber idle" not in log
+        assert "timed out" not in log
+        # the reload's 1001 comes after what the socket holds
+        os.kill(ng.master_pid, signal.SIGHUP)
+        got, _, close = read_steadily(rw, 25000, 30)
+        print("then %d bytes up to the close frame" % got)
+        assert close == (1001, "server is shutting down; resume elsewhere")
 
 
 def test_a_slow_but_steady_reader_gets_its_1008(nginx, kafka, make_topic):
     """dashstream_slow_subscriber close: the 1008 used to wait behind
     megabytes of kernel buffer until send_timeout closed the socket."""
-    topic = make_topic(1)
-    ng = start(nginx, kafka, topic)
-    rw = stalled(ng, "/steadyclose?from=latest")
-    try:
-        with BusyTopic(kafka, topic):
-            got, _, close = read_steadily(rw, 25000, 20)
+    with busy_reader(nginx, kafka, make_topic, "/steadyclose") as (ng, rw):
+        got, _, close = read_steadily(rw, 25000, 20)
         print("read %d bytes up to %s" % (got, close))
         assert close == (1008, "send budget exceeded")
         assert "timed out" not in ng.error_log_text()
-    finally:
-        rw.close()
